@@ -1,0 +1,295 @@
+"""Incremental, crash-safe index build: corpus/ -> index/.
+
+Only new or changed files are parsed (a file is unchanged when its size and
+modification time, or failing that its SHA-256, match the last build), and only
+articles whose content hash changed are embedded. Work is committed one group of
+articles at a time, each article with all its rows in the same transaction, so
+a killed build keeps what it finished and the next build does the rest.
+`full=True` re-embeds everything inside one transaction: old index or new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock, Timeout
+
+from rag.chunk import Chunk, Chunker, Sentence
+from rag.embed import BUNDLED_NAMES, Embedder
+from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
+from rag.settings import DEFAULT_MODEL, FORMAT_VERSION, Settings
+from rag.store import IndexStore, manifest_for
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total); stage is 'reading' (files) or 'embedding' (chunks)."""
+
+
+class BuildBusy(Exception):
+    """Another build holds the index lock."""
+
+
+@dataclass
+class BuildReport:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        return (
+            f"articles: {self.added} added, {self.updated} updated, {self.removed} removed, "
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped; "
+            f"chunks: {self.chunks_embedded} embedded, {self.chunks_total} in index; "
+            f"{self.seconds:.1f} s"
+        )
+
+
+def model_name(model: str) -> str:
+    """The name recorded in the manifest: all spellings of the bundled model are one."""
+    return DEFAULT_MODEL if model in BUNDLED_NAMES else model
+
+
+def expected_manifest(settings: Settings, dimension: int) -> dict:
+    return manifest_for(model_name(settings.model), dimension, settings.chunking())
+
+
+def comparable_manifest(settings: Settings) -> dict:
+    """What an existing index must match to be used with `settings` (the
+    dimension follows from the model, and is only known once it is loaded)."""
+    manifest = expected_manifest(settings, 0)
+    del manifest["dimension"]
+    return manifest
+
+
+@dataclass
+class _Pending:
+    article: Article
+    replaces: bool
+    sentences: list[Sentence] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+class Builder:
+    """`Builder(settings)(full=False)` -> BuildReport."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None):
+        self.settings = settings
+        self._embedder = embedder
+        self.progress = progress or (lambda stage, done, total: None)
+
+    @property
+    def embedder(self) -> Embedder:
+        # Loaded only when something has to be embedded: a no-op build stays fast.
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = Embedder(s.model, device=s.device, batch_size=s.batch_size)
+        return self._embedder
+
+    def __call__(self, full: bool = False) -> BuildReport:
+        index_dir = Path(self.settings.index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(index_dir / "build.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise BuildBusy(
+                f"another `rag build` is writing to {index_dir}/ right now; wait for it to finish and run it again"
+            ) from None
+        try:
+            store = IndexStore(index_dir, create=True)
+            try:
+                return self._build(store, full)
+            finally:
+                store.rollback()
+                store.close()
+        finally:
+            lock.release()
+
+    def _build(self, store: IndexStore, full: bool) -> BuildReport:
+        started = time.perf_counter()
+        report = BuildReport()
+        full = full or store.manifest is None
+        if not full:
+            store.check(comparable_manifest(self.settings))
+        known_files = {} if full else store.files()
+        stored = {} if full else store.article_hashes()
+
+        pending, present, file_rows, kept_paths = self._scan(known_files, stored, report)
+        removed = [aid for aid, (path, _) in stored.items() if aid not in present and path not in kept_paths]
+        report.removed = len(removed)
+
+        store.begin()
+        if full:
+            store.reset(expected_manifest(self.settings, self.embedder.dimension))
+        elif removed:
+            store.remove_articles(removed)
+        for path in set(known_files) - set(file_rows) - kept_paths:
+            store.remove_file(path)
+        if not full:
+            store.commit(changed=bool(removed))
+
+        self._chunk(pending)
+        total = sum(len(p.chunks) for p in pending)
+        done = 0
+        self.progress("embedding", 0, total)
+        for group in self._groups(pending):
+            if not full:
+                store.begin()
+            texts = [c.text for p in group for c in p.chunks]
+            vectors = self.embedder(texts)
+            offset = 0
+            for item in group:
+                if item.replaces:
+                    store.remove_articles([item.article.id])
+                n = len(item.chunks)
+                store.add_article(item.article, item.sentences, item.chunks, vectors[offset : offset + n])
+                offset += n
+            if not full:
+                store.commit(changed=True)
+            done += len(texts)
+            self.progress("embedding", done, total)
+        report.chunks_embedded = done
+
+        if not full:
+            store.begin()
+        for path, row in file_rows.items():
+            store.set_file(path, *row)
+        report.seconds = time.perf_counter() - started
+        report.chunks_total = store.counts()["chunks"]
+        store.set_meta("last_build", f"{time.time():.3f}")
+        store.set_meta("last_report", report.summary())
+        store.commit(changed=full or report.changed)
+        store.save_vectors()
+        store.write_manifest()
+        return report
+
+    def _scan(
+        self, known_files: dict, stored: dict, report: BuildReport
+    ) -> tuple[list[_Pending], set[str], dict, set[str]]:
+        """Read new and changed files.
+
+        Returns the articles to embed, the ids present in the corpus, the file rows
+        to record, and the paths of files that could not be read this time (their
+        articles are kept rather than dropped).
+        """
+        corpus = Path(self.settings.corpus_dir)
+        if not corpus.is_dir():
+            raise FileNotFoundError(f"corpus folder {corpus}/ does not exist")
+        files = corpus_files(corpus)
+        max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        by_path: dict[str, list[str]] = {}
+        for aid, (path, _) in stored.items():
+            by_path.setdefault(path, []).append(aid)
+
+        pending: list[_Pending] = []
+        present: set[str] = set()
+        owner: dict[str, str] = {}
+        file_rows: dict[str, tuple[int, int, str]] = {}
+        kept: set[str] = set()
+        unchanged_files = []
+        for number, path in enumerate(files, start=1):
+            self.progress("reading", number, len(files))
+            rel = path.relative_to(corpus).as_posix()
+            stat = path.stat()
+            known = known_files.get(rel)
+            if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+                unchanged_files.append(rel)
+                continue
+            raw = read_bytes(path, rel, max_bytes)
+            if isinstance(raw, Skipped):
+                report.skipped.append(raw)
+                kept.add(rel)
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
+            if known and known[2] == digest:
+                unchanged_files.append(rel)
+                continue
+            articles = []
+            for item in _safe_parse(raw, rel):
+                (report.skipped if isinstance(item, Skipped) else articles).append(item)
+            if not articles and by_path.get(rel):
+                # A file that used to hold articles and now yields none is more
+                # likely broken than emptied on purpose: keep what was indexed.
+                kept.add(rel)
+                del file_rows[rel]
+                continue
+            for article in articles:
+                if article.id in owner:
+                    report.skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {owner[article.id]})"))
+                    continue
+                owner[article.id] = rel
+                present.add(article.id)
+                previous = stored.get(article.id)
+                if previous and previous[1] == article.hash:
+                    report.unchanged += 1
+                    continue
+                pending.append(_Pending(article, replaces=previous is not None))
+                if previous:
+                    report.updated += 1
+                else:
+                    report.added += 1
+
+        for rel in unchanged_files:
+            for aid in by_path.get(rel, []):
+                present.add(aid)
+                owner.setdefault(aid, rel)
+                report.unchanged += 1
+        # A changed file must not take over an id that an unchanged file still holds.
+        for item in list(pending):
+            holder = stored.get(item.article.id, ("",))[0]
+            if holder in unchanged_files and holder != item.article.path:
+                pending.remove(item)
+                report.skipped.append(
+                    Skipped(item.article.path, f"duplicate article id {item.article.id!r} (also in {holder})")
+                )
+                report.added -= not item.replaces
+                report.updated -= item.replaces
+        return pending, present, file_rows, kept
+
+    def _chunk(self, pending: list[_Pending]) -> None:
+        if not pending:
+            return
+        chunker = Chunker(
+            self.embedder.count_tokens,
+            self.embedder.max_tokens,
+            chunk_tokens=self.settings.chunk_tokens,
+            overlap=self.settings.chunk_overlap,
+        )
+        for item in pending:
+            item.sentences, item.chunks = chunker(item.article)
+
+    def _groups(self, pending: list[_Pending]):
+        """Articles in groups of about `embed_group` chunks: one encode call (which
+        sorts by length, so little padding) and one transaction per group."""
+        group, size = [], 0
+        for item in pending:
+            group.append(item)
+            size += len(item.chunks)
+            if size >= self.settings.embed_group:
+                yield group
+                group, size = [], 0
+        if group:
+            yield group
+
+
+def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:
+    try:
+        return list(parse(raw, rel))
+    except Exception as err:  # a parser bug on one odd file must not stop the build
+        return [Skipped(rel, f"could not be parsed ({type(err).__name__}: {err})")]
+
+
+__all__ = ["Builder", "BuildBusy", "BuildReport", "FORMAT_VERSION"]

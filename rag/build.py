@@ -171,7 +171,7 @@ class Builder:
         store.set_meta("last_build", f"{time.time():.3f}")
         store.set_meta("last_report", report.summary())
         store.commit(changed=full or report.changed)
-        store.save_vectors()
+        store.save_derived()
         store.write_manifest()
         return report
 

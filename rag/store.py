@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import asdict
@@ -24,6 +25,7 @@ import numpy as np
 
 from rag.chunk import Chunk, Sentence
 from rag.ingest import Article
+from rag.lexical import LexicalIndex
 from rag.settings import FORMAT_VERSION
 
 DATABASE = "rag.sqlite"
@@ -89,6 +91,7 @@ class IndexStore:
         if create:
             self.db.executescript(SCHEMA)
         self._vectors: faiss.Index | None = None
+        self._lexical: LexicalIndex | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -250,17 +253,44 @@ class IndexStore:
             index.add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
         return index
 
-    def save_vectors(self) -> Path:
-        """Write the FAISS file for the current generation atomically; drop older ones."""
-        path = self._vectors_path(self.generation)
-        tmp = path.with_suffix(".tmp")
-        faiss.write_index(self.vectors, str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, path)
-        for old in self.dir.glob("vectors-*.faiss"):
-            if old != path:
-                old.unlink(missing_ok=True)
-        return path
+    @property
+    def lexical(self) -> LexicalIndex:
+        """BM25 over title, outlet and text of every chunk: loaded, or rebuilt from SQLite."""
+        if self._lexical is None:
+            path = self._lexical_path(self.generation)
+            if (path / "chunk_ids.json").exists():
+                self._lexical = LexicalIndex.load(path)
+            else:
+                rows = self.db.execute(
+                    "SELECT c.id, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
+                    " ORDER BY c.id"
+                ).fetchall()
+                self._lexical = LexicalIndex.build([r[0] for r in rows], [f"{r[1]}\n{r[2]}\n{r[3]}" for r in rows])
+        return self._lexical
+
+    def _lexical_path(self, generation: int) -> Path:
+        return self.dir / f"bm25-{generation}"
+
+    def save_derived(self) -> None:
+        """Write the FAISS file and the BM25 folder for the current generation
+        (each atomically, by rename) and drop those of older generations."""
+        generation = self.generation
+        vectors = self._vectors_path(generation)
+        if not vectors.exists():
+            tmp = vectors.with_suffix(".tmp")
+            faiss.write_index(self.vectors, str(tmp))
+            _fsync(tmp)
+            os.replace(tmp, vectors)
+        lexical = self._lexical_path(generation)
+        if not lexical.exists():
+            self._lexical = None  # chunks changed since it was loaded
+            tmp = lexical.with_name(lexical.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.lexical.save(tmp)
+            os.replace(tmp, lexical)
+        for old in [*self.dir.glob("vectors-*.faiss"), *self.dir.glob("bm25-*")]:
+            if old not in (vectors, lexical):
+                shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
 
     def write_manifest(self) -> None:
         """Readable copy of the manifest next to the database."""

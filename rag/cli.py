@@ -34,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(run=cmd_stats)
 
+    ask = commands.add_parser("ask", help="answer a question with cited sentences")
+    _index_arg(ask)
+    ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin")
+    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list (default 10)")
+    ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines when reading stdin)")
+    ask.add_argument("--source", action="append", default=[], help="only articles from this outlet (repeatable)")
+    ask.add_argument("--from", dest="date_from", default="", help="only articles published on or after (YYYY-MM-DD)")
+    ask.add_argument("--to", dest="date_to", default="", help="only articles published on or before (YYYY-MM-DD)")
+    ask.set_defaults(run=cmd_ask)
+
     args = parser.parse_args(argv)
     from rag.store import StoreError
 
@@ -101,6 +111,46 @@ class _ProgressBars:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.pipeline import Pipeline
+    from rag.retrieve import Filters
+
+    pipeline = Pipeline(settings_from(args))
+    filters = Filters(tuple(args.source), args.date_from, args.date_to)
+    questions = [args.question] if args.question else (line.strip() for line in sys.stdin)
+    for question in questions:
+        if not question:
+            continue
+        answer = pipeline.ask(question, k=args.k, filters=filters or None)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print(format_answer(answer), flush=True)
+    return 0
+
+
+def format_answer(answer) -> str:
+    """The answer, then one line per citation: title — outlet, date."""
+    lines = [answer.text, ""]
+    if answer.abstained:
+        lines.append("Closest passages:")
+        for hit in answer.passages[:3]:
+            snippet = " ".join(hit.text.split())[:160]
+            lines.append(f"- {_reference(hit.title, hit.source, hit.published)}: {snippet}…")
+        return "\n".join(lines)
+    previous = None
+    for c in answer.citations:
+        same = c.article_id == previous
+        lines.append(f"[{c.n}] " + ("(same article)" if same else _reference(c.title, c.source, c.published)))
+        previous = c.article_id
+    return "\n".join(lines)
+
+
+def _reference(title: str, source: str, published: str) -> str:
+    where = ", ".join(x for x in (source, published[:10]) if x)
+    return f"{title} — {where}" if where else title
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

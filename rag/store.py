@@ -303,6 +303,33 @@ class IndexStore:
 
     # ------------------------------------------------------------ reading
 
+    def article_text(self, article_id: str) -> str:
+        row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return row[0] if row else ""
+
+    def article(self, article_id: str) -> dict | None:
+        """All stored fields of one article (text included), or None."""
+        row = self.db.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return dict(row) if row else None
+
+    def articles(self) -> list[dict]:
+        """Every article's metadata and chunk count, newest first (no text)."""
+        rows = self.db.execute(
+            "SELECT a.id, a.path, a.title, a.source, a.published, a.url, a.author, a.category,"
+            " (SELECT COUNT(*) FROM chunks c WHERE c.article_id = a.id) AS chunks"
+            " FROM articles a ORDER BY a.published DESC, a.title"
+        )
+        return [dict(r) for r in rows]
+
+    def sentences(self, article_id: str, first: int, last: int) -> list[tuple[int, int, int]]:
+        """(position, start, end) of sentences first..last (inclusive) of an article."""
+        rows = self.db.execute(
+            'SELECT position, start, "end" FROM sentences WHERE article_id = ? AND position BETWEEN ? AND ?'
+            " ORDER BY position",
+            (article_id, first, last),
+        )
+        return [tuple(r) for r in rows]
+
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
 

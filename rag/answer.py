@@ -1,0 +1,282 @@
+"""Extractive answers: a few verbatim article sentences, each with its citation.
+
+The sentences of the best retrieved chunks are scored against the question
+(embedding similarity plus word overlap plus the chunk's rank), a small set that
+does not repeat itself is picked (maximal marginal relevance), a sentence that
+cannot stand alone ("However, ...", "He said ...") brings its predecessor, and
+the result is put in reading order. When even the best sentence is too far from
+the question the answer abstains and lists the closest passages instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import Stemmer
+
+from rag.embed import Embedder
+from rag.retrieve import Filters, Hit, Retriever
+from rag.store import IndexStore
+
+NOT_FOUND = "I could not find this in the indexed articles."
+
+# A sentence that starts like this leans on the one before it ...
+DEPENDENT_START = re.compile(
+    r"^(however|but|and|yet|so|still|meanwhile|moreover|instead|therefore|thus|also|then|later|"
+    r"he|she|it|they|him|her|them|his|its|their|this|that|these|those|such)\b",
+    re.I,
+)
+# ... and so does one that refers back to an event it does not name.
+BACK_REFERENCE = re.compile(
+    r"\b(the|this|that) (attack|attacks|incident|accident|crash|move|deal|decision|statement|announcement|"
+    r"report|ruling|vote|agreement|proposal|plan|strike|shooting|killing|operation|meeting|talks|case)\b",
+    re.I,
+)
+
+
+def leans_back(sentence: str) -> bool:
+    """True when a sentence cannot stand alone: 'However, ...', 'He said ...',
+    '... after Erdogan refused to apologize for the attack'."""
+    return bool(DEPENDENT_START.match(sentence) or BACK_REFERENCE.search(sentence))
+
+
+WORD = re.compile(r"[A-Za-z0-9]+")
+STOPWORDS = frozenset(
+    "a an and are as at be been but by did do does for from had has have how in is it its of on or "
+    "said says that the their there these they this to was were what when where which who whom whose why "
+    "will with would about after also into than then were been being can could may might should".split()
+)
+ANAPHORA = re.compile(r"\b(it|its|this|that|these|those|they|them|their|he|him|his|she|her|there|then)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    sentence: str
+    article_id: str
+    title: str
+    source: str
+    published: str
+    url: str
+    path: str
+    start: int
+    end: int
+    """Character offsets of the sentence in the article text."""
+    score: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    query: str = ""
+    """What was searched for: the question, expanded with context for a follow-up."""
+
+    def to_dict(self) -> dict:
+        """The `rag ask --json` object."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
+            "passages": [
+                {
+                    "chunk_id": h.chunk_id,
+                    "article_id": h.article_id,
+                    "title": h.title,
+                    "source": h.source,
+                    "published": h.published,
+                    "text": h.text,
+                    "score": round(h.score, 6),
+                }
+                for h in self.passages
+            ],
+        }
+
+
+@dataclass
+class _Scored:
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    hit: Hit
+    score: float = 0.0
+    vector: np.ndarray | None = None
+
+
+class Answerer:
+    """`Answerer(store, embedder, retriever)(question, history=(), k=10)` -> Answer."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: Embedder,
+        retriever: Retriever,
+        max_sentences: int = 3,
+        max_with_context: int = 4,
+        read_chunks: int = 5,
+        abstain_below: float = 0.35,
+        keep_ratio: float = 0.8,
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.retriever = retriever
+        self.max_sentences = max_sentences
+        self.max_with_context = max_with_context
+        self.read_chunks = read_chunks
+        self.abstain_below = abstain_below
+        self.keep_ratio = keep_ratio
+        self._stem = Stemmer.Stemmer("english").stemWord
+
+    def __call__(
+        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+    ) -> Answer:
+        question = " ".join(question.split())
+        query = contextual_query(question, history)
+        hits = self.retriever(query, k=max(k, self.read_chunks), filters=filters)
+        candidates = self._candidates(hits[: self.read_chunks])
+        if not candidates:
+            return Answer(question, NOT_FOUND, True, [], hits[:k], query)
+        self._score(question, query, candidates)
+        best = max(c.score for c in candidates)
+        if best < self.abstain_below:
+            return Answer(question, NOT_FOUND, True, [], hits[:k], query)
+        picked = self._pick(candidates)
+        picked = self._with_context(picked, candidates)
+        citations = [
+            Citation(
+                n=i,
+                sentence=c.text,
+                article_id=c.article_id,
+                title=c.hit.title,
+                source=c.hit.source,
+                published=c.hit.published,
+                url=c.hit.url,
+                path=c.hit.path,
+                start=c.start,
+                end=c.end,
+                score=c.score,
+            )
+            for i, c in enumerate(picked, start=1)
+        ]
+        text = " ".join(f"{c.sentence} [{c.n}]" for c in citations)
+        return Answer(question, text, False, citations, hits[:k], query)
+
+    def _candidates(self, hits: list[Hit]) -> list[_Scored]:
+        """Sentences of the given chunks, once each, in hit order."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        texts: dict[str, str] = {}
+        for hit in hits:
+            if hit.article_id not in texts:
+                texts[hit.article_id] = self.store.article_text(hit.article_id)
+            for position, start, end in self.store.sentences(hit.article_id, hit.first_sentence, hit.last_sentence):
+                if (hit.article_id, position) in seen:
+                    continue
+                seen.add((hit.article_id, position))
+                # A chunk may hold only a piece of an over-long sentence: cite the piece.
+                start, end = max(start, hit.start), min(end, hit.end)
+                out.append(_Scored(hit.article_id, position, start, end, texts[hit.article_id][start:end], hit))
+        return out
+
+    def _score(self, question: str, query: str, candidates: list[_Scored]) -> None:
+        vectors = self.embedder([question, query] + [c.text for c in candidates])
+        q, expanded, sentence_vectors = vectors[0], vectors[1], vectors[2:]
+        terms = self._terms(question)
+        for rank_prior, (c, v) in enumerate(zip(candidates, sentence_vectors)):
+            c.vector = v
+            similarity = float(max(v @ q, v @ expanded) if query != question else v @ q)
+            overlap = len(terms & self._terms(c.text)) / len(terms) if terms else 0.0
+            c.score = similarity + 0.3 * overlap
+        # Chunks ranked higher by retrieval lend their sentences a little weight.
+        rank_of = {}
+        for c in candidates:
+            rank_of.setdefault(c.hit.chunk_id, len(rank_of))
+        for c in candidates:
+            c.score += 0.05 / (1 + rank_of[c.hit.chunk_id])
+
+    def _terms(self, text: str) -> set[str]:
+        return {self._stem(w.lower()) for w in WORD.findall(text) if w.lower() not in STOPWORDS}
+
+    def _pick(self, candidates: list[_Scored]) -> list[_Scored]:
+        """Maximal marginal relevance: good sentences that do not repeat each other."""
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        best = ranked[0].score
+        picked = [ranked[0]]
+        for c in ranked[1:]:
+            if len(picked) >= self.max_sentences or c.score < best * self.keep_ratio:
+                break
+            redundancy = max(float(c.vector @ p.vector) for p in picked)
+            if redundancy < 0.85:
+                picked.append(c)
+        return picked
+
+    def _with_context(self, picked: list[_Scored], candidates: list[_Scored]) -> list[_Scored]:
+        """Add the antecedent of each picked sentence that cannot stand alone,
+        then order by article (best first) and position."""
+        by_key = {(c.article_id, c.position): c for c in candidates}
+        chosen = {(c.article_id, c.position): c for c in picked}
+        for c in sorted(picked, key=lambda c: -c.score):
+            if len(chosen) >= self.max_with_context or not leans_back(c.text):
+                continue
+            antecedent = self._antecedent(c, by_key)
+            if antecedent is not None:
+                chosen.setdefault((antecedent.article_id, antecedent.position), antecedent)
+        article_order = {}
+        for c in sorted(picked, key=lambda c: -c.score):
+            article_order.setdefault(c.article_id, len(article_order))
+        return sorted(chosen.values(), key=lambda c: (article_order[c.article_id], c.position))
+
+    def _antecedent(self, c: _Scored, by_key: dict) -> _Scored | None:
+        """The nearest earlier sentence (up to three back) that stands on its own:
+        for 'Ties soured after Erdogan refused to apologize for the attack', past
+        'A pilot lost his life in the attack', to 'Turkey shot down a Russian jet'."""
+        found = None
+        for position in range(c.position - 1, max(c.position - 4, -1), -1):
+            found = by_key.get((c.article_id, position)) or self._sentence(c, position)
+            if found is None or not leans_back(found.text):
+                break
+        return found
+
+    def _sentence(self, like: _Scored, position: int) -> _Scored | None:
+        rows = self.store.sentences(like.article_id, position, position)
+        if not rows:
+            return None
+        _, start, end = rows[0]
+        text = self.store.article_text(like.article_id)[start:end]
+        return _Scored(like.article_id, position, start, end, text, like.hit, score=like.score, vector=like.vector)
+
+
+def contextual_query(question: str, history: Sequence[Turn]) -> str:
+    """A follow-up ("And what did Putin say about it?") is searched together with
+    the previous question and the names in its answer; a question that stands on
+    its own is searched as it is."""
+    if not history or not is_follow_up(question):
+        return question
+    last = history[-1]
+    names = re.findall(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b", last.answer)
+    names = [n for n in dict.fromkeys(names) if n.lower() not in STOPWORDS][:8]
+    return " ".join([last.question, question, *names])
+
+
+def is_follow_up(question: str) -> bool:
+    words = WORD.findall(question)
+    content = [w for w in words if w.lower() not in STOPWORDS]
+    starts_like_one = re.match(r"^(and|but|also|what about|how about|so|then|why|how)\b", question, re.I)
+    return len(content) <= 6 and bool(ANAPHORA.search(question) or starts_like_one)

@@ -1,0 +1,201 @@
+"""Question -> ranked chunks: dense (FAISS) and lexical (BM25) lists fused by rank.
+
+Fusion is weighted reciprocal rank; news questions that name an outlet ("according
+to TechCrunch") or a month get chunks of matching articles lifted, because in a
+news corpus the outlet and date are often what separates the right article from
+ten similar ones. Filters (outlet, date range) restrict both lists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embed import Embedder
+from rag.store import IndexStore
+
+
+@dataclass(frozen=True)
+class Filters:
+    sources: tuple[str, ...] = ()
+    """Keep only articles from these outlets (exact names, any case)."""
+    date_from: str = ""
+    date_to: str = ""
+    """ISO dates, inclusive; articles without a date are dropped when either is set."""
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.date_from or self.date_to)
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    article_id: str
+    text: str
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int
+    score: float
+    """Fused score: higher is better; comparable only within one question."""
+    dense: float = 0.0
+    """Cosine similarity of the question and the chunk."""
+    title: str = ""
+    source: str = ""
+    published: str = ""
+    url: str = ""
+    path: str = ""
+
+
+@dataclass
+class _Candidate:
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    dense: float = 0.0
+    score: float = 0.0
+
+
+class Retriever:
+    """`Retriever(store, embedder)(question, k=10, filters=None)` -> list[Hit]."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: Embedder,
+        depth: int = 100,
+        rrf_k: int = 10,
+        dense_weight: float = 1.0,
+        lexical_weight: float = 2.0,
+        metadata_weight: float = 2.0,
+    ):
+        """Weights measured on the MultiHop-RAG dev queries (docs/evaluation.md):
+        BM25 over title + outlet + text is the stronger list on news questions,
+        so it counts double; a small `rrf_k` trusts the top ranks of each list."""
+        self.store = store
+        self.embedder = embedder
+        self.depth = depth
+        self.rrf_k = rrf_k
+        self.dense_weight = dense_weight
+        self.lexical_weight = lexical_weight
+        self.metadata_weight = metadata_weight
+        self._load_articles()
+
+    def _load_articles(self) -> None:
+        rows = self.store.db.execute(
+            "SELECT c.id, a.source, a.published FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+        ).fetchall()
+        self._chunk_source = {r[0]: r[1] or "" for r in rows}
+        self._chunk_date = {r[0]: (r[2] or "")[:10] for r in rows}
+        self.sources = sorted({s for s in self._chunk_source.values() if s}, key=len, reverse=True)
+        # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian".
+        self._source_patterns = [
+            (source, re.compile(r"(?<!\w)" + re.escape(re.sub(r"^the\s+", "", source, flags=re.I)) + r"(?!\w)", re.I))
+            for source in self.sources
+        ]
+
+    def mentioned_sources(self, question: str) -> list[str]:
+        """Outlets of the index named in the question, longest names first."""
+        found = []
+        for source, pattern in self._source_patterns:
+            if pattern.search(question) and not any(source.lower() in f.lower() for f in found):
+                found.append(source)
+        return found
+
+    def __call__(self, question: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        candidates: dict[int, _Candidate] = {}
+        allowed = self._allowed(filters) if filters else None
+        query = self.embedder([question])
+        for rank, (chunk_id, score) in enumerate(self.dense(query, allowed)):
+            candidates.setdefault(chunk_id, _Candidate()).dense_rank = rank
+            candidates[chunk_id].dense = score
+        for rank, (chunk_id, _) in enumerate(self.lexical(question, allowed)):
+            candidates.setdefault(chunk_id, _Candidate()).lexical_rank = rank
+        if not candidates:
+            return []
+        named = {s.lower() for s in self.mentioned_sources(question)}
+        for chunk_id, c in candidates.items():
+            c.score = self._rrf(c.dense_rank, self.dense_weight) + self._rrf(c.lexical_rank, self.lexical_weight)
+            if named and self._chunk_source.get(chunk_id, "").lower() in named:
+                c.score += self.metadata_weight / self.rrf_k
+        best = sorted(candidates.items(), key=lambda item: -item[1].score)[:k]
+        for chunk_id, c in best:
+            if c.dense_rank is None:  # found by BM25 only: still report its similarity
+                c.dense = float(self.store.vectors.reconstruct(chunk_id) @ query[0])
+        return self._hits(best)
+
+    def _rrf(self, rank: int | None, weight: float) -> float:
+        return 0.0 if rank is None else weight / (self.rrf_k + rank + 1)
+
+    def dense(self, query: np.ndarray, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks to the (1, dimension) query vector."""
+        index = self.store.vectors
+        if index.ntotal == 0:
+            return []
+        depth = min(index.ntotal, self.depth if allowed is None else max(self.depth * 10, 1000))
+        scores, ids = index.search(query, depth)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if allowed is not None:
+            found = [(i, s) for i, s in found if i in allowed]
+        return found[: self.depth]
+
+    def lexical(self, question: str, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        index = self.store.lexical
+        mask = None
+        if allowed is not None:
+            mask = np.isin(index.ids, np.fromiter(allowed, dtype=np.int64)).astype(np.float32)
+        return index.search(question, self.depth, mask=mask)
+
+    def _allowed(self, filters: Filters) -> set[int]:
+        sources = {s.lower() for s in filters.sources}
+        allowed = set()
+        for chunk_id, source in self._chunk_source.items():
+            date = self._chunk_date[chunk_id]
+            if sources and source.lower() not in sources:
+                continue
+            if (filters.date_from or filters.date_to) and not date:
+                continue
+            if filters.date_from and date < filters.date_from[:10]:
+                continue
+            if filters.date_to and date > filters.date_to[:10]:
+                continue
+            allowed.add(chunk_id)
+        return allowed
+
+    def _hits(self, best: list[tuple[int, _Candidate]]) -> list[Hit]:
+        ids = [chunk_id for chunk_id, _ in best]
+        marks = ",".join("?" * len(ids))
+        rows = {
+            r["id"]: r
+            for r in self.store.db.execute(
+                'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'
+                " a.title, a.source, a.published, a.url, a.path"
+                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+                ids,
+            )
+        }
+        hits = []
+        for chunk_id, c in best:
+            r = rows.get(chunk_id)
+            if r is None:
+                continue
+            hits.append(
+                Hit(
+                    chunk_id=chunk_id,
+                    article_id=r["article_id"],
+                    text=r["text"],
+                    start=r["start"],
+                    end=r["end"],
+                    first_sentence=r["first_sentence"],
+                    last_sentence=r["last_sentence"],
+                    score=c.score,
+                    dense=c.dense,
+                    title=r["title"] or "",
+                    source=r["source"] or "",
+                    published=r["published"] or "",
+                    url=r["url"] or "",
+                    path=r["path"] or "",
+                )
+            )
+        return hits

@@ -44,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--to", dest="date_to", default="", help="only articles published on or before (YYYY-MM-DD)")
     ask.set_defaults(run=cmd_ask)
 
+    serve = commands.add_parser("serve", help="open the chat UI in the browser")
+    _index_arg(serve)
+    serve.add_argument("--corpus", type=Path, help="folder uploads go to and rebuilds read (default: corpus/)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--auth", help="user:password required for index changes (or RAG_AUTH)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback host without --auth")
+    serve.set_defaults(run=cmd_serve)
+
     args = parser.parse_args(argv)
     from rag.store import StoreError
 
@@ -151,6 +160,12 @@ def format_answer(answer) -> str:
 def _reference(title: str, source: str, published: str) -> str:
     where = ", ".join(x for x in (source, published[:10]) if x)
     return f"{title} — {where}" if where else title
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    return serve(settings_from(args), host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -1,0 +1,320 @@
+"""Browser tests of the chat UI (Gradio 6 + headless Chromium through Playwright).
+
+One index and one running app are shared by the module: the sample article plus
+an article full of script injections. Nothing here touches the network: the app
+listens on a free loopback port and the page may only fetch from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+
+from rag.answer import Turn
+from rag.build import Builder
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+from conftest import SAMPLE
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+TIMEOUT_MS = 120_000  # two shared CPU cores: be patient
+
+QUESTION = "Why did Russia-Turkey ties sour?"
+SOURED = "Ties between Moscow and Ankara soured"
+
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_ARTICLE = {
+    "title": f"Glassblowers festival {XSS_SCRIPT} opens",
+    "source": "Lakeside Courier",
+    "published_at": "2020-06-01",
+    "url": "javascript:window.__xss=1",
+    "body": (
+        f"The annual glassblowers festival in Murano opened on Friday with {XSS_SCRIPT} forty workshops. "
+        f"Visitors watched master glassblowers shape vases at the furnace {XSS_IMG} until midnight.\n\n"
+        "Organisers expect thirty thousand visitors during the glassblowers festival this year."
+    ),
+}
+
+NEW_ARTICLE = """Title: Port Ellery lighthouse reopens after restoration
+Source: Ellery Gazette
+Date: 2021-05-04
+
+The historic lighthouse of Port Ellery reopened on Saturday after a restoration that took two years.
+
+The restoration of the Port Ellery lighthouse cost four million euros, paid by the regional heritage fund.
+
+Volunteers replaced the lantern glass and repainted the tower in its original red and white bands.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, embedder):
+    """(url, settings, pipeline) of the app running on a free loopback port."""
+    from ui.app import build_app
+
+    root = tmp_path_factory.mktemp("ui")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    (corpus / "glass.json").write_text(json.dumps(XSS_ARTICLE), encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    report = Builder(settings, embedder=embedder)()
+    assert report.added == 2, report.summary()
+    pipeline = Pipeline(settings, embedder=embedder)
+    demo = build_app(settings, pipeline)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", settings, pipeline
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(app, browser):
+    url = app[0]
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    external: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(url) or r.url.startswith(("data:", "blob:")) else external.append(r.url))
+    page.goto(url)
+    page.locator("#question textarea").wait_for()
+    yield page
+    context.close()
+    assert not external, f"the page fetched from outside the app: {external}"
+
+
+def bot_messages(page) -> int:
+    return page.locator('#chat [data-testid="bot"]').count()
+
+
+def ask(page, question: str) -> None:
+    """Type a question, send it, and wait until its answer is complete."""
+    before = bot_messages(page)
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(
+        """n => {
+            const bots = document.querySelectorAll('#chat [data-testid="bot"]');
+            if (bots.length <= n) return false;
+            const last = bots[bots.length - 1];
+            return !!last.querySelector('.answer-foot, .abstain');
+        }""",
+        arg=before,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+# ---------------------------------------------------------------------- chat
+
+
+def test_answer_cites_and_highlights_the_sentence(page):
+    ask(page, QUESTION)
+    marks = page.locator("#sources mark")
+    texts = [marks.nth(i).inner_text() for i in range(marks.count())]
+    assert any(t.startswith(SOURED) for t in texts), texts
+    # The highlighted sentence sits inside its passage, in a card with the article's details.
+    card = page.locator("#sources .src-card", has=page.locator("mark", has_text=SOURED))
+    assert card.get_attribute("id").startswith("cite-")
+    assert "Iran Press TV" in card.inner_text() or "same article" in card.inner_text()
+    assert "2017-02-09" in page.locator("#sources").inner_text()
+    # Numbered marks in the answer link to those cards; clicking one flashes it in place.
+    n = card.get_attribute("id").split("-")[1]
+    link = page.locator(f'#chat a[href="#cite-{n}"]').last
+    assert link.inner_text().strip() == n
+    link.click()
+    page.wait_for_function(f"document.getElementById('cite-{n}').classList.contains('flash')")
+    assert "#" not in page.url  # the link scrolled the panel instead of navigating
+
+
+def test_follow_up_is_asked_with_history(page, app, monkeypatch):
+    pipeline = app[2]
+    calls = []
+    real_ask = pipeline.ask
+
+    def spy(question, history=(), **kwargs):
+        answer = real_ask(question, history=history, **kwargs)
+        calls.append((question, list(history), answer))
+        return answer
+
+    monkeypatch.setattr(pipeline, "ask", spy)
+    ask(page, QUESTION)
+    ask(page, "And how were relations mended?")
+    assert bot_messages(page) == 2
+    (q1, h1, a1), (q2, h2, a2) = calls
+    assert h1 == [] and h2 == [Turn(QUESTION, a1.text)]
+    assert not a2.abstained
+    assert "mended their relations" in page.locator("#sources").inner_text()
+
+
+def test_abstention_is_shown_as_such(page):
+    ask(page, "What is the boiling point of liquid nitrogen in kelvin?")
+    assert "Not found in the indexed articles" in page.locator("#chat .abstain").last.inner_text()
+    assert "closest passages" in page.locator("#sources .sources-head").inner_text().lower()
+    assert page.locator("#sources .src-card").count() >= 1
+
+
+# ---------------------------------------------------------------------- security
+
+
+def test_article_markup_is_shown_as_text_and_runs_nothing(page):
+    ask(page, "How many workshops opened at the glassblowers festival in Murano?")
+    sources = page.locator("#sources")
+    text = sources.inner_text()
+    assert "glassblowers festival" in text
+    assert XSS_SCRIPT in text  # the title, literally
+    assert page.locator("#sources img, #chat img").count() == 0
+    assert page.locator('a[href^="javascript"]').count() == 0
+    # The javascript: url is shown as text, not a link.
+    assert "javascript:window.__xss=1" in text
+    ask(page, "What did visitors watch master glassblowers shape at the furnace?")
+    assert XSS_IMG in page.locator("#sources").inner_text()
+    assert page.locator("#sources img, #chat img").count() == 0
+    open_tab(page, "Articles")
+    page.locator("#articles").get_by_text("Glassblowers festival", exact=False).first.wait_for()
+    assert XSS_SCRIPT in page.locator("#articles").inner_text()
+    time.sleep(0.5)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+
+def test_upload_name_cannot_escape_the_corpus(page, app, tmp_path):
+    settings = app[1]
+    corpus = Path(settings.corpus_dir)
+    before = {p.name for p in corpus.parent.iterdir()}
+    open_tab(page, "Articles")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files(
+        [{"name": "../../evil.txt", "mimeType": "text/plain", "buffer": NEW_ARTICLE.replace("Port Ellery", "Evilton").encode()}]
+    )
+    page.locator("#status-line").get_by_text("evil.txt").wait_for()
+    assert (corpus / "evil.txt").is_file()
+    assert {p.name for p in corpus.parent.iterdir()} == before
+    assert not (corpus.parent.parent / "evil.txt").exists()
+    for p in corpus.iterdir():
+        assert p.resolve().parent == corpus.resolve()
+    (corpus / "evil.txt").unlink()
+
+
+def test_save_upload_sanitises_names(tmp_path):
+    from ui.files import UploadRefused, safe_name, save_upload
+
+    assert safe_name("../../evil.txt") == "evil.txt"
+    assert safe_name("..\\..\\windows\\evil.md") == "evil.md"
+    assert safe_name(".hidden.TXT") == "hidden.txt"
+    assert safe_name("a b<script>.json") == "a-b-script.json"
+    assert safe_name("/etc/passwd.txt") == "passwd.txt"
+    for bad in ("evil.exe", "evil", "../../", "x.txt.sh"):
+        with pytest.raises(UploadRefused):
+            safe_name(bad)
+    corpus = tmp_path / "corpus"
+    src = tmp_path / "upload"
+    src.write_text("Some article text.")
+    saved = save_upload(src, "../../../x.txt", corpus, max_mb=1)
+    assert saved.name == "x.txt" and (corpus / "x.txt").read_text() == "Some article text."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "upload"]
+    src.write_bytes(b"x" * 2_000_001)
+    with pytest.raises(UploadRefused, match="too large"):
+        save_upload(src, "big.txt", corpus, max_mb=2)
+
+
+# ---------------------------------------------------------------------- index changes
+
+
+def test_upload_rebuild_then_ask_about_it(page, app, tmp_path):
+    settings = app[1]
+    article = tmp_path / "port-ellery-lighthouse.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    open_tab(page, "Articles")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files(str(article))
+    page.locator("#status-line").get_by_text("port-ellery-lighthouse.txt").wait_for()
+    assert (Path(settings.corpus_dir) / "port-ellery-lighthouse.txt").is_file()
+    page.locator("#rebuild").click()
+    page.locator("#status-line").get_by_text("Rebuilt.").wait_for(timeout=TIMEOUT_MS * 2)
+    assert "1 added" in page.locator("#status-line").inner_text()
+    page.locator("#articles").get_by_text("Port Ellery lighthouse reopens", exact=False).first.wait_for()
+    # No restart: the chat answers from the new article at once.
+    open_tab(page, "Chat")
+    ask(page, "How much did the restoration of the Port Ellery lighthouse cost?")
+    sources = page.locator("#sources").inner_text()
+    assert "Port Ellery lighthouse reopens after restoration" in sources
+    assert "four million euros" in page.locator("#sources mark").all_inner_texts().__str__()
+
+
+# ---------------------------------------------------------------------- API and serve
+
+
+def test_client_ask_returns_the_json_contract(app):
+    from gradio_client import Client
+
+    url, _, pipeline = app
+    # download_files=False: citations carry a "path" key, which gradio_client would
+    # otherwise take for a file to download.
+    client = Client(url, verbose=False, download_files=False)
+    assert {"/ask", "/stats", "/articles", "/rebuild"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    got = client.predict(QUESTION, api_name="/ask")
+    assert got == pipeline.ask(QUESTION).to_dict()
+    assert {"question", "answer", "abstained", "citations", "passages"} <= set(got)
+    assert any(c["sentence"].startswith(SOURED) for c in got["citations"])
+    follow = client.predict(
+        "And how were relations mended?", k=5, history=[[QUESTION, got["answer"]]], api_name="/ask"
+    )
+    assert not follow["abstained"] and len(follow["passages"]) <= 5
+    stats = client.predict(api_name="/stats")
+    assert stats["articles"] >= 2 and "Iran Press TV" in stats["outlets"]
+
+
+def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):
+    from ui.app import is_loopback, parse_auth, serve
+
+    monkeypatch.delenv("RAG_AUTH", raising=False)
+    port = free_port()
+    assert serve(app[1], host="0.0.0.0", port=port) == 2
+    err = capsys.readouterr().err
+    assert "refusing to listen on 0.0.0.0" in err and "--auth" in err
+    with socket.socket() as s:  # nothing was left listening
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    monkeypatch.setenv("RAG_AUTH", "nopassword")
+    assert serve(app[1], host="0.0.0.0", port=port) == 2
+    assert "user:password" in capsys.readouterr().err
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret") and parse_auth(None) is None

@@ -279,6 +279,46 @@ def test_upload_rebuild_then_ask_about_it(page, app, tmp_path):
     assert "four million euros" in page.locator("#sources mark").all_inner_texts().__str__()
 
 
+def test_remove_article_deletes_its_file_and_rebuilds(page, app):
+    settings = app[1]
+    target = Path(settings.corpus_dir) / "port-ellery-lighthouse.txt"
+    if not target.exists():
+        pytest.skip("needs the article uploaded by test_upload_rebuild_then_ask_about_it")
+    open_tab(page, "Articles")
+    page.get_by_text("Remove an article").click()
+    pick = page.locator("#remove-pick input")
+    pick.click()
+    pick.fill("Port Ellery")
+    page.get_by_role("option", name="Port Ellery lighthouse reopens", exact=False).first.click()
+    page.get_by_text("from the corpus folder and rebuilds").wait_for()
+    page.get_by_role("button", name="Delete file and rebuild").click()
+    page.locator("#status-line").get_by_text("Rebuilt.").wait_for(timeout=TIMEOUT_MS * 2)
+    assert "1 removed" in page.locator("#status-line").inner_text()
+    assert not target.exists()
+    assert "Port Ellery" not in page.locator("#articles").inner_text()
+    assert all("Port Ellery" not in a["title"] for a in app[2].store.articles())
+
+
+def test_questions_are_answered_while_a_rebuild_runs(app):
+    from gradio_client import Client
+
+    from conftest import article_text
+
+    url, settings, pipeline = app
+    (Path(settings.corpus_dir) / "long-harbour.txt").write_text(article_text("harbour dredging", n=1000))
+    client = Client(url, verbose=False, download_files=False)
+    job = client.submit(api_name="/rebuild")
+    during = 0
+    while not job.done():
+        answer = client.predict(QUESTION, api_name="/ask")
+        assert any(c["sentence"].startswith(SOURED) for c in answer["citations"])
+        during += not job.done()
+    report = job.result()
+    assert report["added"] == 1 and report["reloaded"], report
+    assert during >= 1, "no question was answered while the rebuild ran"
+    assert client.predict(api_name="/stats")["articles"] == len(pipeline.store.articles())
+
+
 # ---------------------------------------------------------------------- API and serve
 
 

@@ -85,6 +85,8 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)
     query: str = ""
     """What was searched for: the question, expanded with context for a follow-up."""
+    confidence: float = 0.0
+    """Score of the best sentence found; the answer abstains below `Answerer.abstain_below`."""
 
     def to_dict(self) -> dict:
         """The `rag ask --json` object."""
@@ -92,6 +94,7 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
             "citations": [{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
             "passages": [
                 {
@@ -156,7 +159,7 @@ class Answerer:
         self._score(question, query, candidates)
         best = max(c.score for c in candidates)
         if best < self.abstain_below:
-            return Answer(question, NOT_FOUND, True, [], hits[:k], query)
+            return Answer(question, NOT_FOUND, True, [], hits[:k], query, best)
         picked = self._pick(candidates)
         picked = self._with_context(picked, candidates)
         citations = [
@@ -176,7 +179,7 @@ class Answerer:
             for i, c in enumerate(picked, start=1)
         ]
         text = " ".join(f"{c.sentence} [{c.n}]" for c in citations)
-        return Answer(question, text, False, citations, hits[:k], query)
+        return Answer(question, text, False, citations, hits[:k], query, best)
 
     def _candidates(self, hits: list[Hit]) -> list[_Scored]:
         """Sentences of the given chunks, once each, in hit order."""

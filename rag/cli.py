@@ -44,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--to", dest="date_to", default="", help="only articles published on or before (YYYY-MM-DD)")
     ask.set_defaults(run=cmd_ask)
 
+    evaluate = commands.add_parser("eval", help="score retrieval and answers on MultiHop-RAG or SQuAD data")
+    evaluate.add_argument("dataset", type=Path, help="MultiHop-RAG queries .json or SQuAD v1.1 .json")
+    evaluate.add_argument("--corpus", type=Path, help="MultiHop-RAG corpus.json (default: next to the queries)")
+    evaluate.add_argument("--index", type=Path, help="index to build/use (default: index-eval/<dataset kind>)")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--k", type=int, default=10)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=cmd_eval)
+
     serve = commands.add_parser("serve", help="open the chat UI in the browser")
     _index_arg(serve)
     serve.add_argument("--corpus", type=Path, help="folder uploads go to and rebuilds read (default: corpus/)")
@@ -160,6 +169,44 @@ def format_answer(answer) -> str:
 def _reference(title: str, source: str, published: str) -> str:
     where = ", ".join(x for x in (source, published[:10]) if x)
     return f"{title} — {where}" if where else title
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag import evaluate
+    from rag.build import Builder
+    from rag.pipeline import Pipeline
+
+    data = json.loads(args.dataset.read_text())
+    kind = evaluate.kind_of(data)
+    index = args.index or Path("index-eval") / kind
+    corpus = index.parent / f"{index.name}-corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    if kind == "multihop":
+        source = (args.corpus or args.dataset.parent / "corpus.json").resolve()
+        link = corpus / "corpus.json"
+        if not link.exists():
+            link.symlink_to(source)
+    else:
+        paragraphs = json.dumps(evaluate.squad_corpus(data))
+        target = corpus / "paragraphs.json"
+        if not target.exists() or target.read_text() != paragraphs:
+            target.write_text(paragraphs)
+    settings = Settings.from_env(index_dir=index, corpus_dir=corpus)
+    builder = Builder(settings, progress=_ProgressBars(disable=False))
+    print(builder().summary(), file=sys.stderr)
+    pipeline = Pipeline(settings, embedder=builder._embedder)
+    if kind == "multihop":
+        result = evaluate.evaluate_multihop(pipeline, data[: args.limit], k=args.k)
+    else:
+        result = evaluate.evaluate_squad(pipeline, evaluate.squad_questions(data)[: args.limit], k=args.k)
+    if args.json:
+        print(json.dumps({"dataset": str(args.dataset), "kind": kind, **result}))
+    else:
+        width = max(len(key) for key in result)
+        print(f"{args.dataset} ({kind})")
+        for key, value in result.items():
+            print(f"  {key:<{width}}  {value}")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

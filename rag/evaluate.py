@@ -1,0 +1,156 @@
+"""`rag eval`: run a dataset through the same Pipeline.ask as `rag ask` and score it.
+
+MultiHop-RAG query files (a list of {query, answer, question_type, evidence_list})
+are scored as the benchmark's official `retrieval_evaluate.py` does: a retrieved
+chunk is relevant when a gold `fact`, whitespace removed, is inside its text;
+Hits@4, Hits@10, MRR@10 and MAP@10 (divided by min(#facts, 10)) over the
+non-null queries. On top: citation hit rate (a cited sentence overlaps a gold
+fact) and abstention precision / recall, where `null_query` items (and the
+off-topic questions in tests/data/offtopic_questions.txt) should abstain.
+
+SQuAD v1.1 files ({"data": [{"title", "paragraphs": [{"context", "qas"}]}]}) are
+indexed paragraph by paragraph and scored on passage hit@3 (the gold paragraph
+among the top 3 passages), answer-sentence hit (a cited sentence contains a gold
+answer) and the mean number of cited sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Iterable
+
+from rag.answer import Answer
+from rag.pipeline import Pipeline
+
+OFFTOPIC = Path(__file__).resolve().parents[1] / "tests" / "data" / "offtopic_questions.txt"
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def kind_of(data: object) -> str:
+    if isinstance(data, dict) and "data" in data:
+        return "squad"
+    if isinstance(data, list) and data and "evidence_list" in data[0]:
+        return "multihop"
+    raise ValueError("not a MultiHop-RAG query list or a SQuAD v1.1 file")
+
+
+def squad_corpus(data: dict) -> list[dict]:
+    """SQuAD paragraphs as articles: one article per paragraph, id 'title#i'."""
+    return [
+        {"url": f"squad://{article['title']}#{i}", "title": article["title"].replace("_", " "), "body": p["context"]}
+        for article in data["data"]
+        for i, p in enumerate(article["paragraphs"])
+    ]
+
+
+def squad_questions(data: dict) -> list[dict]:
+    return [
+        {
+            "query": qa["question"],
+            "article_id": f"squad://{article['title']}#{i}",
+            "answers": [a["text"] for a in qa["answers"]],
+        }
+        for article in data["data"]
+        for i, p in enumerate(article["paragraphs"])
+        for qa in p["qas"]
+    ]
+
+
+def latency(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {"latency_p50_ms": round(pick(0.5), 1), "latency_p95_ms": round(pick(0.95), 1)}
+
+
+def _ask_all(pipeline: Pipeline, questions: Iterable[str], k: int) -> tuple[list[Answer], list[float]]:
+    answers, seconds = [], []
+    for question in questions:
+        started = time.perf_counter()
+        answers.append(pipeline.ask(question, k=k))
+        seconds.append(time.perf_counter() - started)
+    return answers, seconds
+
+
+def evaluate_multihop(pipeline: Pipeline, queries: list[dict], k: int = 10, offtopic: bool = True) -> dict:
+    answers, seconds = _ask_all(pipeline, (q["query"] for q in queries), k)
+    hits4 = hits10 = rr = average_precision = cited_hit = 0.0
+    answerable = 0
+    for query, answer in zip(queries, answers):
+        facts = [squash(e["fact"]) for e in query["evidence_list"]]
+        if not facts:
+            continue
+        answerable += 1
+        texts = [squash(p.text) for p in answer.passages[:10]]
+        ranks = [i for i, text in enumerate(texts) if any(f in text for f in facts)]
+        if ranks:
+            hits10 += 1
+            hits4 += ranks[0] < 4
+            rr += 1 / (ranks[0] + 1)
+        found: set[str] = set()
+        relevant = 0
+        precision_sum = 0.0
+        for i, text in enumerate(texts):
+            new = [f for f in facts if f in text and f not in found]
+            if new:
+                found.update(new)
+                relevant += 1
+                precision_sum += relevant / (i + 1)
+        average_precision += precision_sum / min(len(facts), 10)
+        cited = [squash(c.sentence) for c in answer.citations]
+        cited_hit += any(s in f or f in s for s in cited for f in facts)
+    should_abstain = [not q["evidence_list"] for q in queries]
+    did_abstain = [a.abstained for a in answers]
+    if offtopic and OFFTOPIC.exists():
+        extra, extra_seconds = _ask_all(pipeline, OFFTOPIC.read_text().splitlines(), k)
+        should_abstain += [True] * len(extra)
+        did_abstain += [a.abstained for a in extra]
+        seconds += extra_seconds
+    result = {
+        "questions": len(queries),
+        "answerable": answerable,
+        "hits@4": hits4 / answerable,
+        "hits@10": hits10 / answerable,
+        "mrr@10": rr / answerable,
+        "map@10": average_precision / answerable,
+        "citation_hit_rate": cited_hit / answerable,
+        "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
+        **abstention(should_abstain, did_abstain),
+        **latency(seconds),
+    }
+    return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}
+
+
+def abstention(should: list[bool], did: list[bool]) -> dict:
+    true_positive = sum(s and d for s, d in zip(should, did))
+    return {
+        "abstain_expected": sum(should),
+        "abstain_precision": true_positive / max(1, sum(did)),
+        "abstain_recall": true_positive / max(1, sum(should)),
+        "false_abstain_rate": sum(d and not s for s, d in zip(should, did)) / max(1, len(should) - sum(should)),
+    }
+
+
+def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = 10) -> dict:
+    answers, seconds = _ask_all(pipeline, (q["query"] for q in questions), k)
+    passage_hit = sentence_hit = 0
+    for question, answer in zip(questions, answers):
+        passage_hit += any(p.article_id == question["article_id"] for p in answer.passages[:3])
+        gold = [a.lower() for a in question["answers"]]
+        sentence_hit += any(g in c.sentence.lower() for c in answer.citations for g in gold)
+    n = len(questions)
+    result = {
+        "questions": n,
+        "passage_hit@3": passage_hit / n,
+        "answer_sentence_hit": sentence_hit / n,
+        "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
+        "abstained": sum(a.abstained for a in answers) / n,
+        **latency(seconds),
+    }
+    return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}

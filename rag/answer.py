@@ -86,7 +86,8 @@ class Answer:
     query: str = ""
     """What was searched for: the question, expanded with context for a follow-up."""
     confidence: float = 0.0
-    """Score of the best sentence found; the answer abstains below `Answerer.abstain_below`."""
+    """Cosine similarity of the question and the closest sentence found; the
+    answer abstains below `Answerer.abstain_below`."""
 
     def to_dict(self) -> dict:
         """The `rag ask --json` object."""
@@ -120,6 +121,7 @@ class _Scored:
     text: str
     hit: Hit
     score: float = 0.0
+    similarity: float = 0.0
     vector: np.ndarray | None = None
 
 
@@ -156,10 +158,14 @@ class Answerer:
         candidates = self._candidates(hits[: self.read_chunks])
         if not candidates:
             return Answer(question, NOT_FOUND, True, [], hits[:k], query)
+        # A follow-up wants something new: what was already said is not repeated.
+        said = {c.text for c in candidates if any(c.text in turn.answer for turn in history)}
+        candidates = [c for c in candidates if c.text not in said] or candidates
         self._score(question, query, candidates)
-        best = max(c.score for c in candidates)
-        if best < self.abstain_below:
-            return Answer(question, NOT_FOUND, True, [], hits[:k], query, best)
+        # Abstain on meaning alone: word overlap with a one-word question is too easy.
+        confidence = max(c.similarity for c in candidates)
+        if confidence < self.abstain_below:
+            return Answer(question, NOT_FOUND, True, [], hits[:k], query, confidence)
         picked = self._pick(candidates)
         picked = self._with_context(picked, candidates)
         citations = [
@@ -179,7 +185,7 @@ class Answerer:
             for i, c in enumerate(picked, start=1)
         ]
         text = " ".join(f"{c.sentence} [{c.n}]" for c in citations)
-        return Answer(question, text, False, citations, hits[:k], query, best)
+        return Answer(question, text, False, citations, hits[:k], query, confidence)
 
     def _candidates(self, hits: list[Hit]) -> list[_Scored]:
         """Sentences of the given chunks, once each, in hit order."""
@@ -204,9 +210,9 @@ class Answerer:
         terms = self._terms(question)
         for rank_prior, (c, v) in enumerate(zip(candidates, sentence_vectors)):
             c.vector = v
-            similarity = float(max(v @ q, v @ expanded) if query != question else v @ q)
+            c.similarity = float((v @ q + v @ expanded) / 2 if query != question else v @ q)
             overlap = len(terms & self._terms(c.text)) / len(terms) if terms else 0.0
-            c.score = similarity + 0.3 * overlap
+            c.score = c.similarity + 0.3 * overlap
         # Chunks ranked higher by retrieval lend their sentences a little weight.
         rank_of = {}
         for c in candidates:
@@ -281,5 +287,5 @@ def contextual_query(question: str, history: Sequence[Turn]) -> str:
 def is_follow_up(question: str) -> bool:
     words = WORD.findall(question)
     content = [w for w in words if w.lower() not in STOPWORDS]
-    starts_like_one = re.match(r"^(and|but|also|what about|how about|so|then|why|how)\b", question, re.I)
+    starts_like_one = re.match(r"^(and|but|also|what about|how about|so|then)\b", question, re.I)
     return len(content) <= 6 and bool(ANAPHORA.search(question) or starts_like_one)

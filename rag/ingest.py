@@ -279,6 +279,16 @@ def _read_plain(text: str, rel: str, stem: str) -> Article | None:
             source = source or line
         elif not title and len(line.split()) >= 3:
             title = line
+    # Without a repeated line, a short line next to the date is a byline or the outlet.
+    dated = [i for i, line in enumerate(header_lines) if DATE_LINE.match(line)]
+    for i in [j for d in dated[-1:] for j in (d - 1, d + 1)]:
+        line = header_lines[i] if 0 <= i < len(header_lines) else ""
+        if not line or line == title or len(line.split()) > 5 or DATE_LINE.match(line):
+            continue
+        if re.match(r"^by\s+", line, re.I):
+            fields.setdefault("author", line[3:].strip())
+        elif not source:
+            source = line
     if not date and (match := FILENAME_DATE.search(stem)):
         date = match.group(0)
     url = fields.get("url", "")

@@ -1,0 +1,139 @@
+"""Retrieval and extractive answers on small real indexes, and the `rag ask` contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back
+from rag.build import Builder
+from rag.pipeline import Pipeline
+from rag.retrieve import Filters
+
+QUESTION = "Why did Russia-Turkey ties sour?"
+TIES = "Ties between Moscow and Ankara soured after Erdogan initially refused to apologize for the attack"
+JET = "In November 2015, Turkey shot down a Russian jet over Syria"
+
+WHEAT = """Putin praises record wheat harvest
+
+Grain Daily
+
+October 3, 2023
+
+Russian President Vladimir Putin said on Tuesday that the country's wheat harvest had reached a record level this year.
+
+Putin told farmers in Krasnodar that exports of grain to Africa would grow next season.
+
+The agriculture ministry expects the harvest to exceed 90 million tonnes, officials said.
+"""
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, embedder):
+    from conftest import SAMPLE
+
+    root = tmp_path_factory.mktemp("qa")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / SAMPLE.name).write_text(SAMPLE.read_text())
+    (corpus / "wheat.txt").write_text(WHEAT)
+    from rag.settings import Settings
+
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    Builder(settings, embedder=embedder)()
+    return Pipeline(settings, embedder=embedder)
+
+
+def test_russia_turkey_cites_ties_and_jet_in_reading_order(pipeline):
+    answer = pipeline.ask(QUESTION)
+    assert not answer.abstained
+    sentences = [c.sentence for c in answer.citations]
+    ties = next(i for i, s in enumerate(sentences) if s.startswith(TIES))
+    jet = next(i for i, s in enumerate(sentences) if s.startswith(JET))
+    assert jet < ties  # reading order: the downing comes first
+    assert len(answer.citations) <= 4
+    for c in answer.citations:
+        assert f"{c.sentence} [{c.n}]" in answer.text
+        article = pipeline.store.article(c.article_id)
+        assert article["text"][c.start : c.end] == c.sentence
+        assert (c.title, c.source, c.published[:10]) == (
+            "Putin condoles with Erdogan after mistaken airstrikes kill 3 Turkish troops",
+            "Iran Press TV",
+            "2017-02-09",
+        )
+
+
+def test_follow_up_is_understood_in_context(pipeline):
+    first = pipeline.ask(QUESTION)
+    follow = pipeline.ask("And what did Putin say about it?", history=[Turn(QUESTION, first.text)])
+    assert not follow.abstained
+    assert follow.citations[0].article_id.startswith("putin-condoles")
+    said = [c.sentence for c in first.citations]
+    assert any("condolences" in c.sentence or "called his Turkish counterpart" in c.sentence for c in follow.citations)
+    assert not any(c.sentence in said for c in follow.citations)  # nothing repeated from the last answer
+    # The same words with no history are about Putin in general: the wheat story competes.
+    alone = pipeline.ask("And what did Putin say about it?")
+    assert alone.query == "And what did Putin say about it?" and follow.query != alone.query
+
+
+def test_standalone_question_is_not_rewritten():
+    history = [Turn(QUESTION, "Ties soured. [1]")]
+    assert contextual_query("How large was the Russian wheat harvest in 2023?", history).startswith("How large")
+    assert is_follow_up("What did he say about it?") and not is_follow_up("Who won the 2023 Rugby World Cup final?")
+
+
+def test_off_topic_question_abstains_and_lists_passages(pipeline):
+    answer = pipeline.ask("How do I bake sourdough bread at home?")
+    assert answer.abstained and answer.text == NOT_FOUND and not answer.citations
+    assert answer.passages  # the closest passages are still listed
+
+
+def test_filters_by_outlet_and_date(pipeline):
+    only_grain = pipeline.ask("What did Putin say?", filters=Filters(sources=("Grain Daily",)))
+    assert {p.source for p in only_grain.passages} == {"Grain Daily"}
+    old = pipeline.ask("What did Putin say?", filters=Filters(date_to="2018-01-01"))
+    assert {p.article_id for p in old.passages} == {"putin-condoles-erdogan-2017-02-09.txt"}
+    nothing = pipeline.ask("What did Putin say?", filters=Filters(date_from="2030-01-01"))
+    assert nothing.abstained and not nothing.passages
+
+
+def test_outlet_named_in_question_is_matched(pipeline):
+    assert pipeline.retriever.mentioned_sources("What did Putin tell farmers, according to Grain Daily?") == ["Grain Daily"]
+    hits = pipeline.retriever("What did Putin say, as reported by Grain Daily?", k=3)
+    assert hits[0].source == "Grain Daily"
+
+
+def test_leans_back():
+    assert leans_back("However, the two sides mended their relations.")
+    assert leans_back(TIES + ".")
+    assert not leans_back(JET + ".")
+
+
+def run_ask(index, *args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", "--index", str(index), *args],
+        capture_output=True, text=True, input=stdin, timeout=300,
+    )
+
+
+def test_cli_text_json_and_jsonl(pipeline):
+    index = pipeline.settings.index_dir
+    text = run_ask(index, QUESTION)
+    assert text.returncode == 0, text.stderr
+    assert TIES in text.stdout and "[2] (same article)" in text.stdout
+    assert "Putin condoles with Erdogan after mistaken airstrikes kill 3 Turkish troops — Iran Press TV, 2017-02-09" in text.stdout
+
+    data = json.loads(run_ask(index, "--json", "--k", "3", QUESTION).stdout)
+    assert set(data) >= {"question", "answer", "abstained", "citations", "passages"}
+    assert data["question"] == QUESTION and data["abstained"] is False
+    assert set(data["citations"][0]) >= {
+        "n", "sentence", "article_id", "title", "source", "published", "url", "path", "start", "end", "score"
+    }
+    assert len(data["passages"]) == 3
+    assert set(data["passages"][0]) >= {"chunk_id", "article_id", "title", "text", "score"}
+
+    lines = run_ask(index, "--json", stdin=f"{QUESTION}\nHow do I bake sourdough bread at home?\n").stdout.splitlines()
+    assert [json.loads(line)["abstained"] for line in lines] == [False, True]

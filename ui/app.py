@@ -452,8 +452,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                                 autofocus=True,
                                 max_lines=4,
                             )
-                            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-                            clear_btn = gr.Button("New chat", scale=1, min_width=110, elem_id="clear")
+                            ask_btn = gr.Button("Ask", variant="primary", scale=0, min_width=90, elem_id="ask")
+                            clear_btn = gr.Button("New chat", variant="secondary", scale=0, min_width=110, elem_id="clear")
                         with gr.Row(elem_id="examples-row"):
                             gr.Examples(EXAMPLES + [FOLLOW_UP_EXAMPLE], inputs=[question], label="Try")
                         with gr.Accordion("Search settings", open=False, elem_id="settings"):

@@ -22,13 +22,12 @@ CSS = """
 
 /* chat */
 #chat .answer { line-height: 1.6; }
-#chat .cite-mark { font-size: 0.7em; line-height: 1; vertical-align: super; margin: 0 1px 0 2px; }
+#chat .cite-mark { font-size: 0.72rem; line-height: 1; vertical-align: 0.45em; margin: 0 1px 0 3px; }
 #chat .cite-mark a {
-  display: inline-block; min-width: 1.5em; padding: 0.1em 0.35em; border-radius: 999px; text-align: center; line-height: 1.2;
-  background: var(--color-accent-soft); color: var(--color-accent) !important; text-decoration: none !important;
-  font-weight: 700; border: 1px solid var(--color-accent);
+  display: inline-block; min-width: 1.45em; padding: 0.18em 0.38em; border-radius: 999px; text-align: center; line-height: 1.1;
+  background: var(--color-accent); color: white !important; text-decoration: none !important; font-weight: 700;
 }
-#chat .cite-mark a:hover { background: var(--color-accent); color: white !important; }
+#chat .cite-mark a:hover { filter: brightness(1.15); box-shadow: 0 0 0 2px var(--color-accent-soft); }
 #chat .answer-foot { display: block; margin-top: 6px; font-size: 0.78em; color: var(--body-text-color-subdued); }
 #chat .typing { color: var(--color-accent); animation: blink 1s steps(2) infinite; }
 @keyframes blink { 50% { opacity: 0; } }
@@ -68,6 +67,7 @@ CSS = """
 .stat-v { font-weight: 700; font-size: 1rem; }
 .stat-k { font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
 #status-line { font-size: 0.9rem; }
+#ask, #clear { white-space: nowrap; }
 #articles table, #articles td, #articles th { font-family: var(--font) !important; font-size: 0.86rem; }
 #examples-row .label { display: none; }
 """

@@ -136,7 +136,7 @@ class Answerer:
         max_sentences: int = 3,
         max_with_context: int = 4,
         read_chunks: int = 5,
-        abstain_below: float = 0.35,
+        abstain_below: float = 0.45,
         keep_ratio: float = 0.8,
     ):
         self.store = store

@@ -120,7 +120,12 @@ class Builder:
     def _build(self, store: IndexStore, full: bool) -> BuildReport:
         started = time.perf_counter()
         report = BuildReport()
-        full = full or store.manifest is None
+        if store.manifest is None and not full:
+            # A new index: record its manifest first, then build it like any
+            # incremental update, so that a first build killed halfway resumes.
+            store.begin()
+            store.reset(expected_manifest(self.settings, self.embedder.dimension))
+            store.commit(changed=False)
         if not full:
             store.check(comparable_manifest(self.settings))
         known_files = {} if full else store.files()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 
 from rag.settings import Settings
@@ -221,17 +219,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     store = IndexStore(settings.index_dir)
     try:
-        manifest = store.manifest or {}
-        last = store.meta("last_build")
-        stats = {
-            **store.counts(),
-            "model": manifest.get("model"),
-            "dimension": manifest.get("dimension"),
-            "chunking": manifest.get("chunking"),
-            "index_bytes": store.size_on_disk(),
-            "last_build": datetime.fromtimestamp(float(last)).isoformat(timespec="seconds") if last else None,
-            "last_report": store.meta("last_report"),
-        }
+        stats = store.stats()
     finally:
         store.close()
     if args.json:

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
@@ -181,6 +182,9 @@ class IndexStore:
         self, article: Article, sentences: list[Sentence], chunks: list[Chunk], embeddings: np.ndarray
     ) -> list[int]:
         """Insert one article with its sentences and chunks; returns the new chunk ids."""
+        # Load (or rebuild) the vectors before inserting: a rebuild from SQLite
+        # afterwards would already hold the new chunks, and they would be added twice.
+        vectors = self.vectors
         data = asdict(article)
         self.db.execute(
             "INSERT INTO articles (id, path, hash, title, source, published, url, author, category, text, added_at)"
@@ -209,7 +213,7 @@ class IndexStore:
             )
             ids.append(cursor.lastrowid)
         if ids:
-            self.vectors.add_with_ids(np.asarray(embeddings, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            vectors.add_with_ids(np.asarray(embeddings, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         return ids
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
@@ -337,6 +341,20 @@ class IndexStore:
         return {
             table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             for table in ("articles", "chunks", "sentences")
+        }
+
+    def stats(self) -> dict:
+        """What `rag stats` and the UI show: counts, model, size on disk, last build."""
+        manifest = self.manifest or {}
+        last = self.meta("last_build")
+        return {
+            **self.counts(),
+            "model": manifest.get("model"),
+            "dimension": manifest.get("dimension"),
+            "chunking": manifest.get("chunking"),
+            "index_bytes": self.size_on_disk(),
+            "last_build": datetime.fromtimestamp(float(last)).isoformat(timespec="seconds") if last else None,
+            "last_report": self.meta("last_report"),
         }
 
     def size_on_disk(self) -> int:

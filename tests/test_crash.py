@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -46,6 +47,30 @@ def kill_after(corpus: Path, index: Path, seconds: float, *extra: str) -> None:
     process.wait(timeout=60)
 
 
+def stored_articles(index: Path) -> int:
+    """Articles committed so far, read as a separate process would (read-only)."""
+    try:
+        db = sqlite3.connect(f"file:{index / 'rag.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def kill_when_stored(corpus: Path, index: Path, at_least: int) -> None:
+    """SIGKILL the build as soon as `at_least` articles are committed: mid-build, whatever the machine's speed."""
+    process = start_build(corpus, index)
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline:
+        if stored_articles(index) >= at_least:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait(timeout=60)
+
+
 def contents(index: Path) -> list[tuple[str, str]]:
     store = IndexStore(index)
     rows = store.db.execute("SELECT article_id, text FROM chunks ORDER BY article_id, position").fetchall()
@@ -69,14 +94,14 @@ def test_killed_builds_resume_to_the_same_index(tmp_path, many):
     assert len({a for a, _ in expected}) == len(TOPICS)
 
     index = tmp_path / "index"
+    kill_after(many, index, seconds * 0.2)  # during start-up, maybe before anything is written
     seen = []
-    for fraction in (0.3, 0.55, 0.75, 0.9):
-        kill_after(many, index, seconds * fraction)
-        if (index / "rag.sqlite").exists():
-            store = assert_consistent(index)
-            seen.append(store.counts()["articles"])
-            store.close()
-    assert any(0 < n < len(TOPICS) for n in seen), seen  # some kill did land mid-build
+    for at_least in (1, 8, 15, 22):  # between and inside the per-group transactions
+        kill_when_stored(many, index, at_least)
+        store = assert_consistent(index)
+        seen.append(store.counts()["articles"])
+        store.close()
+    assert all(0 < n < len(TOPICS) for n in seen), seen  # the kills did land mid-build
     timed_build(many, index)
     assert_consistent(index).close()
     assert contents(index) == expected  # nothing lost, nothing twice

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,20 +179,9 @@ class IndexControl:
         return self.store_call("articles")
 
     def stats(self) -> dict:
-        store = self.pipeline.store
-        last = self.store_call("meta", "last_build")
-        manifest = self.store_call("meta", "manifest")
-        import json
-
-        manifest = json.loads(manifest) if manifest else {}
         return {
-            **self.store_call("counts"),
+            **self.store_call("stats"),
             "outlets": list(self.pipeline.retriever.sources),
-            "model": manifest.get("model"),
-            "dimension": manifest.get("dimension"),
-            "index_bytes": store.size_on_disk(),
-            "last_build": datetime.fromtimestamp(float(last)).isoformat(timespec="seconds") if last else None,
-            "last_report": self.store_call("meta", "last_report"),
             "corpus_dir": str(self.settings.corpus_dir),
             "index_dir": str(self.settings.index_dir),
             "changes_allowed": self.allow_changes,

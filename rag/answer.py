@@ -69,6 +69,19 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One sentence of a generated (LLM) answer and what backs it."""
+
+    text: str
+    citations: tuple[int, ...]
+    """The [n] markers in the sentence that point at sources really given."""
+    supported: bool
+    """True when a cited source says what the sentence says (see llm.Verifier)."""
+    support: float
+    """Best similarity or word overlap with a cited source (0 when none is valid)."""
+
+
+@dataclass(frozen=True)
 class Turn:
     """One earlier exchange of a conversation."""
 
@@ -88,6 +101,12 @@ class Answer:
     confidence: float = 0.0
     """Cosine similarity of the question and the closest sentence found; the
     answer abstains below `Answerer.abstain_below`."""
+    mode: str = "extractive"
+    """'extractive' (verbatim sentences) or 'llm' (generated, then verified)."""
+    claims: list[Claim] = field(default_factory=list)
+    """For an LLM answer: its sentences, each marked supported or not."""
+    notice: str = ""
+    """Why the answer is not what was asked for, e.g. the LLM fallback."""
 
     def to_dict(self) -> dict:
         """The `rag ask --json` object."""
@@ -96,6 +115,9 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
+            "mode": self.mode,
+            **({"notice": self.notice} if self.notice else {}),
+            **({"sentences": [asdict(c) for c in self.claims]} if self.claims else {}),
             "citations": [{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
             "passages": [
                 {
@@ -125,6 +147,38 @@ class _Scored:
     vector: np.ndarray | None = None
 
 
+@dataclass
+class Evidence:
+    """What an answer is made of: the passages, and their sentences best first."""
+
+    question: str
+    query: str
+    passages: list[Hit]
+    sentences: list[_Scored]
+    confidence: float
+    abstain: bool
+
+    def abstention(self) -> Answer:
+        return Answer(self.question, NOT_FOUND, True, [], self.passages, self.query, self.confidence)
+
+
+def citation(n: int, sentence: _Scored) -> Citation:
+    hit = sentence.hit
+    return Citation(
+        n=n,
+        sentence=sentence.text,
+        article_id=sentence.article_id,
+        title=hit.title,
+        source=hit.source,
+        published=hit.published,
+        url=hit.url,
+        path=hit.path,
+        start=sentence.start,
+        end=sentence.end,
+        score=sentence.score,
+    )
+
+
 class Answerer:
     """`Answerer(store, embedder, retriever)(question, history=(), k=10)` -> Answer."""
 
@@ -149,43 +203,36 @@ class Answerer:
         self.keep_ratio = keep_ratio
         self._stem = Stemmer.Stemmer("english").stemWord
 
-    def __call__(
+    def evidence(
         self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
-    ) -> Answer:
+    ) -> Evidence:
+        """Retrieve and score the sentences an answer can be made of."""
         question = " ".join(question.split())
         query = contextual_query(question, history)
         hits = self.retriever(query, k=max(k, self.read_chunks), filters=filters)
         candidates = self._candidates(hits[: self.read_chunks])
-        if not candidates:
-            return Answer(question, NOT_FOUND, True, [], hits[:k], query)
         # A follow-up wants something new: what was already said is not repeated.
         said = {c.text for c in candidates if any(c.text in turn.answer for turn in history)}
         candidates = [c for c in candidates if c.text not in said] or candidates
-        self._score(question, query, candidates)
+        if candidates:
+            self._score(question, query, candidates)
         # Abstain on meaning alone: word overlap with a one-word question is too easy.
-        confidence = max(c.similarity for c in candidates)
-        if confidence < self.abstain_below:
-            return Answer(question, NOT_FOUND, True, [], hits[:k], query, confidence)
-        picked = self._pick(candidates)
-        picked = self._with_context(picked, candidates)
-        citations = [
-            Citation(
-                n=i,
-                sentence=c.text,
-                article_id=c.article_id,
-                title=c.hit.title,
-                source=c.hit.source,
-                published=c.hit.published,
-                url=c.hit.url,
-                path=c.hit.path,
-                start=c.start,
-                end=c.end,
-                score=c.score,
-            )
-            for i, c in enumerate(picked, start=1)
-        ]
+        confidence = max((c.similarity for c in candidates), default=0.0)
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        return Evidence(question, query, hits[:k], ranked, confidence, confidence < self.abstain_below)
+
+    def __call__(
+        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+    ) -> Answer:
+        evidence = self.evidence(question, history, k, filters)
+        if evidence.abstain:
+            return evidence.abstention()
+        picked = self._with_context(self._pick(evidence.sentences), evidence.sentences)
+        citations = [citation(n, c) for n, c in enumerate(picked, start=1)]
         text = " ".join(f"{c.sentence} [{c.n}]" for c in citations)
-        return Answer(question, text, False, citations, hits[:k], query, confidence)
+        return Answer(
+            evidence.question, text, False, citations, evidence.passages, evidence.query, evidence.confidence
+        )
 
     def _candidates(self, hits: list[Hit]) -> list[_Scored]:
         """Sentences of the given chunks, once each, in hit order."""
@@ -223,9 +270,8 @@ class Answerer:
     def _terms(self, text: str) -> set[str]:
         return {self._stem(w.lower()) for w in WORD.findall(text) if w.lower() not in STOPWORDS}
 
-    def _pick(self, candidates: list[_Scored]) -> list[_Scored]:
+    def _pick(self, ranked: list[_Scored]) -> list[_Scored]:
         """Maximal marginal relevance: good sentences that do not repeat each other."""
-        ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0].score
         picked = [ranked[0]]
         for c in ranked[1:]:

@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin")
     ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list (default 10)")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines when reading stdin)")
+    ask.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (or RAG_LLM_BASE_URL)")
+    ask.add_argument("--llm-model", dest="llm_model", help="model name to ask the server for (or RAG_LLM_MODEL)")
     ask.add_argument("--source", action="append", default=[], help="only articles from this outlet (repeatable)")
     ask.add_argument("--from", dest="date_from", default="", help="only articles published on or after (YYYY-MM-DD)")
     ask.add_argument("--to", dest="date_to", default="", help="only articles published on or before (YYYY-MM-DD)")
+    ask.add_argument("--llm", action="store_true", help="answer with the LLM server set by RAG_LLM_BASE_URL, citations verified")
     ask.set_defaults(run=cmd_ask)
 
     evaluate = commands.add_parser("eval", help="score retrieval and answers on MultiHop-RAG or SQuAD data")
@@ -75,11 +78,9 @@ def _index_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        index_dir=getattr(args, "index", None),
-        corpus_dir=getattr(args, "corpus", None),
-        model=getattr(args, "model", None),
-    )
+    names = ("index_dir", "corpus_dir", "model", "llm_base_url", "llm_model")
+    flags = {"index_dir": "index", "corpus_dir": "corpus"}
+    return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -139,7 +140,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for question in questions:
         if not question:
             continue
-        answer = pipeline.ask(question, k=args.k, filters=filters or None)
+        answer = pipeline.ask(question, k=args.k, filters=filters or None, llm=args.llm)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
         else:
@@ -149,7 +150,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def format_answer(answer) -> str:
     """The answer, then one line per citation: title — outlet, date."""
-    lines = [answer.text, ""]
+    lines = [f"note: {answer.notice}", ""] if answer.notice else []
+    lines += [answer.text, ""]
     if answer.abstained:
         lines.append("Closest passages:")
         for hit in answer.passages[:3]:
@@ -161,6 +163,9 @@ def format_answer(answer) -> str:
         same = c.article_id == previous
         lines.append(f"[{c.n}] " + ("(same article)" if same else _reference(c.title, c.source, c.published)))
         previous = c.article_id
+    for claim in answer.claims:
+        if not claim.supported:
+            lines.append(f"! not supported by the sources it cites: {claim.text}")
     return "\n".join(lines)
 
 

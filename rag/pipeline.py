@@ -8,11 +8,12 @@ same code path. It picks up a rebuilt index as soon as a build has completed
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from rag.answer import Answer, Answerer, Turn
 from rag.build import comparable_manifest
 from rag.embed import Embedder
+from rag.llm import LlmAnswerer
 from rag.retrieve import Filters, Retriever
 from rag.settings import Settings
 from rag.store import IndexStore
@@ -35,6 +36,8 @@ class Pipeline:
         self.version = self.store.meta("last_build")
         self.retriever = Retriever(self.store, self.embedder)
         self.answerer = Answerer(self.store, self.embedder, self.retriever)
+        self.llm = LlmAnswerer(self.settings, self.answerer)
+        self.llm.lock = self._lock
         # Load the FAISS and BM25 files now rather than on the first question.
         self.store.vectors, self.store.lexical
 
@@ -53,7 +56,22 @@ class Pipeline:
             return True
 
     def ask(
-        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        k: int = 10,
+        filters: Filters | None = None,
+        llm: bool = False,
     ) -> Answer:
+        """The extractive answer, or with `llm=True` a generated one whose
+        citations are verified (falling back to extractive if the server fails)."""
+        if llm:
+            return self.llm(question, history=history, k=k, filters=filters)
         with self._lock:
             return self.answerer(question, history=history, k=k, filters=filters)
+
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+    ) -> Iterator[str | Answer]:
+        """LLM answer as it is generated (text pieces), then the verified Answer."""
+        yield from self.llm.stream(question, history=history, k=k, filters=filters)

@@ -50,6 +50,26 @@ class Settings:
     max_file_mb: float = 25.0
     """Files larger than this are reported and skipped instead of read."""
 
+    llm_base_url: str = ""
+    """OpenAI-compatible server for `--llm` answers, e.g. http://127.0.0.1:8080/v1
+    (llama.cpp server, Ollama, vLLM, LM Studio, OpenAI). The API key is read from
+    RAG_LLM_API_KEY or OPENAI_API_KEY at call time and never stored."""
+
+    llm_model: str = ""
+    """Model name sent to the server ('' lets a single-model server choose)."""
+
+    llm_timeout: float = 30.0
+    """Seconds to wait for the server before falling back to the extractive answer."""
+
+    llm_context_tokens: int = 1500
+    """cl100k_base token budget for the numbered source sentences in the prompt."""
+
+    llm_max_tokens: int = 300
+    """Longest answer the model may write."""
+
+    llm_stream: bool = True
+    """Ask the server to stream tokens; turn off for servers that cannot."""
+
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""
@@ -77,4 +97,4 @@ def _parse(name: str, raw: str):
         return int(raw)
     if isinstance(default, float):
         return float(raw)
-    return raw or None
+    return raw if isinstance(default, str) else raw or None

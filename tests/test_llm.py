@@ -223,3 +223,43 @@ def test_verifier_thresholds(embedder):
         "The central bank lifted rates by 0.5 points on Thursday [1]. The bank's governor resigned in protest [1].", source
     )
     assert paraphrase.supported and not invented.supported
+
+
+# ---------------------------------------------------------------------- in the browser
+
+
+def test_ui_switch_streams_and_marks_unsupported_sentences(pipeline, server, browser):
+    """The chat's LLM switch: the answer arrives from the server, verified sentences
+    link to their sources and the invented one is marked unsupported."""
+    from test_ui import TIMEOUT_MS, free_port
+    from ui.app import build_app
+
+    server.mode, server.reply = "stream", "placeholder [1]."
+    pipeline.ask(QUESTION, llm=True)
+    ties = number_of(server, "Ties between Moscow")
+    server.reply = (
+        f"Ties soured after Erdogan refused to apologize for the attack [{ties}]. "
+        f"Both countries then signed a free-trade agreement on bananas [{ties}]."
+    )
+    demo = build_app(pipeline.settings, pipeline)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.locator("#settings").click()
+        page.locator("#use-llm input").check()
+        box = page.locator("#question textarea")
+        box.fill(QUESTION)
+        box.press("Enter")
+        page.locator("#chat .answer-foot", has_text="verified").wait_for()
+        unsupported = page.locator("#chat .unsupported")
+        assert unsupported.count() == 1 and "bananas" in unsupported.inner_text()
+        assert "1 of 2 sentences verified" in page.locator("#chat .answer-foot").last.inner_text()
+        assert page.locator(f'#chat a[href="#cite-{ties}"]').count() >= 1
+        assert page.locator("#sources mark", has_text="Ties between Moscow").count() == 1
+    finally:
+        context.close()
+        demo.close()

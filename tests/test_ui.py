@@ -27,8 +27,6 @@ from conftest import SAMPLE
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 TIMEOUT_MS = 120_000  # two shared CPU cores: be patient
 
 QUESTION = "Why did Russia-Turkey ties sour?"
@@ -87,17 +85,6 @@ def app(tmp_path_factory, embedder):
         yield f"http://127.0.0.1:{port}/", settings, pipeline
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -269,7 +269,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
 
     # ------------------------------------------------------------------ chat
 
-    def ask(question: str, chat: list, turns: list, sources: list[str], date_from: str, date_to: str, k: float):
+    def ask(
+        question: str, chat: list, turns: list, sources: list[str], date_from: str, date_to: str, k: float, use_llm: bool = False
+    ):
         question = " ".join((question or "").split())
         chat = list(chat or [])
         turns = list(turns or [])
@@ -282,10 +284,20 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         chat.append({"role": "user", "content": render.user_html(question)})
         chat.append({"role": "assistant", "content": '<div class="answer"><span class="typing">▍</span></div>'})
         yield chat, turns, gr.skip(), ""
-        answer = pipeline.ask(question, history=history, k=int(k or 10), filters=filters)
+        if use_llm:
+            text = ""
+            for piece in pipeline.stream(question, history=history, k=int(k or 10), filters=filters):
+                if isinstance(piece, str):
+                    text += piece
+                    chat[-1] = {"role": "assistant", "content": render.streaming_html(text)}
+                    yield chat, turns, gr.skip(), ""
+                else:
+                    answer = piece
+        else:
+            answer = pipeline.ask(question, history=history, k=int(k or 10), filters=filters)
         panel = render.sources_html(answer, control.article_text)
         turns.append([question, answer.text])
-        steps = range(1, len(answer.citations) + 1) if not answer.abstained else [None]
+        steps = range(1, len(answer.citations) + 1) if not answer.abstained and answer.mode != "llm" else [None]
         for upto in steps:
             chat[-1] = {"role": "assistant", "content": render.answer_html(answer, upto)}
             yield chat, turns, panel, ""
@@ -375,14 +387,16 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         date_from: str = "",
         date_to: str = "",
         history: list[list[str]] | None = None,
+        llm: bool = False,
     ) -> dict:
         """Answer a question. Returns the `rag ask --json` object: question, answer,
         abstained, citations, passages. `history` is [[question, answer], ...] of
-        earlier turns, for follow-up questions."""
+        earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
+        RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
         filters = _filters(sources, date_from, date_to)
         pipeline.refresh()
         turns = [Turn(str(q), str(a)) for q, a in (history or [])]
-        return pipeline.ask(question, history=turns, k=int(k), filters=filters).to_dict()
+        return pipeline.ask(question, history=turns, k=int(k), filters=filters, llm=bool(llm)).to_dict()
 
     def api_stats() -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""
@@ -457,6 +471,17 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                             with gr.Row():
                                 date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", max_lines=1)
                                 date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", max_lines=1)
+                            use_llm = gr.Checkbox(
+                                value=False,
+                                label="Fluent answer from an LLM",
+                                info=(
+                                    f"{settings.llm_base_url} · every citation verified; extractive answer if it fails"
+                                    if settings.llm_base_url
+                                    else "set RAG_LLM_BASE_URL (an OpenAI-compatible server) to enable"
+                                ),
+                                interactive=bool(settings.llm_base_url),
+                                elem_id="use-llm",
+                            )
                     with gr.Column(scale=5, min_width=320, elem_id="sources-col"):
                         sources = gr.HTML(render.sources_html(None, control.article_text), elem_id="sources", js_on_load=None)
 
@@ -505,7 +530,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         # -------------------------------------------------------------- events
         chat_io = dict(
             fn=ask,
-            inputs=[question, chatbot, turns, outlets, date_from, date_to, k],
+            inputs=[question, chatbot, turns, outlets, date_from, date_to, k, use_llm],
             outputs=[chatbot, turns, sources, question],
             api_visibility="private",
             concurrency_limit=4,

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument("--k", type=int, default=10)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--llm", action="store_true", help="MultiHop-RAG: answer with the LLM server too, report answer accuracy")
+    evaluate.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server (or RAG_LLM_BASE_URL)")
+    evaluate.add_argument("--llm-model", dest="llm_model", help="model name (or RAG_LLM_MODEL)")
     evaluate.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", help="open the chat UI in the browser")
@@ -194,12 +197,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         target = corpus / "paragraphs.json"
         if not target.exists() or target.read_text() != paragraphs:
             target.write_text(paragraphs)
-    settings = Settings.from_env(index_dir=index, corpus_dir=corpus)
+    settings = Settings.from_env(
+        index_dir=index, corpus_dir=corpus, llm_base_url=args.llm_base_url, llm_model=args.llm_model
+    )
     builder = Builder(settings, progress=_ProgressBars(disable=False))
     print(builder().summary(), file=sys.stderr)
     pipeline = Pipeline(settings, embedder=builder._embedder)
     if kind == "multihop":
-        result = evaluate.evaluate_multihop(pipeline, data[: args.limit], k=args.k)
+        result = evaluate.evaluate_multihop(pipeline, data[: args.limit], k=args.k, llm=args.llm)
     else:
         result = evaluate.evaluate_squad(pipeline, evaluate.squad_questions(data)[: args.limit], k=args.k)
     if args.json:

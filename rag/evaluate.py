@@ -69,17 +69,19 @@ def latency(seconds: list[float]) -> dict:
     return {"latency_p50_ms": round(pick(0.5), 1), "latency_p95_ms": round(pick(0.95), 1)}
 
 
-def _ask_all(pipeline: Pipeline, questions: Iterable[str], k: int) -> tuple[list[Answer], list[float]]:
+def _ask_all(pipeline: Pipeline, questions: Iterable[str], k: int, llm: bool = False) -> tuple[list[Answer], list[float]]:
     answers, seconds = [], []
     for question in questions:
         started = time.perf_counter()
-        answers.append(pipeline.ask(question, k=k))
+        answers.append(pipeline.ask(question, k=k, llm=llm))
         seconds.append(time.perf_counter() - started)
     return answers, seconds
 
 
-def evaluate_multihop(pipeline: Pipeline, queries: list[dict], k: int = 10, offtopic: bool = True) -> dict:
-    answers, seconds = _ask_all(pipeline, (q["query"] for q in queries), k)
+def evaluate_multihop(
+    pipeline: Pipeline, queries: list[dict], k: int = 10, offtopic: bool = True, llm: bool = False
+) -> dict:
+    answers, seconds = _ask_all(pipeline, (q["query"] for q in queries), k, llm)
     hits4 = hits10 = rr = average_precision = cited_hit = 0.0
     answerable = 0
     for query, answer in zip(queries, answers):
@@ -123,8 +125,28 @@ def evaluate_multihop(pipeline: Pipeline, queries: list[dict], k: int = 10, offt
         "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
         **abstention(should_abstain, did_abstain),
         **latency(seconds),
+        **(llm_figures(queries, answers) if llm else {}),
     }
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}
+
+
+def llm_figures(queries: list[dict], answers: list[Answer]) -> dict:
+    """Answer accuracy as the benchmark counts it (the gold short answer appears in
+    the generated answer; a null query is right when the answer abstains), and how
+    many generated sentences their citations verified."""
+    correct = 0
+    for query, answer in zip(queries, answers):
+        if not query["evidence_list"]:
+            correct += answer.abstained
+        else:
+            correct += query["answer"].lower() in answer.text.lower()
+    claims = [c for a in answers for c in a.claims]
+    return {
+        "answer_accuracy": correct / len(queries),
+        "llm_answers": sum(a.mode == "llm" for a in answers) / len(answers),
+        "fallbacks": sum(bool(a.notice) for a in answers) / len(answers),
+        "verified_sentences": sum(c.supported for c in claims) / max(1, len(claims)),
+    }
 
 
 def abstention(should: list[bool], did: list[bool]) -> dict:

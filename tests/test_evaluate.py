@@ -21,7 +21,7 @@ class FakePipeline:
     def __init__(self, answers):
         self.answers = iter(answers)
 
-    def ask(self, question, k=10):
+    def ask(self, question, k=10, llm=False):
         return next(self.answers)
 
 
@@ -52,6 +52,23 @@ def test_multihop_scoring_matches_the_official_rules():
     assert result["map@10"] == round(((1 / 2 + 2 / 5) / 2) / 2, 4)
     assert result["citation_hit_rate"] == 0.5
     assert (result["abstain_precision"], result["abstain_recall"]) == (1.0, 1.0)
+
+
+def test_llm_answer_accuracy_counts_gold_answer_in_text():
+    from rag.answer import Claim
+    from rag.evaluate import llm_figures
+
+    queries = [
+        {"query": "q1", "answer": "Donald Trump", "evidence_list": [{"fact": "f"}]},
+        {"query": "q2", "answer": "Yes", "evidence_list": [{"fact": "f"}]},
+        {"query": "q3", "answer": "Insufficient information.", "evidence_list": []},
+    ]
+    good = Answer("q1", "It was donald trump [1].", False, mode="llm", claims=[Claim("It was donald trump [1].", (1,), True, 0.9)])
+    wrong = Answer("q2", "No [2].", False, mode="llm", claims=[Claim("No [2].", (2,), False, 0.1)])
+    abstained = Answer("q3", "I could not find this.", True, notice="fallback")
+    figures = llm_figures(queries, [good, wrong, abstained])
+    assert figures["answer_accuracy"] == 2 / 3
+    assert figures["verified_sentences"] == 0.5 and figures["fallbacks"] == 1 / 3
 
 
 def test_abstention_figures():

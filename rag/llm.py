@@ -55,9 +55,11 @@ class Verifier:
     A claim is supported when it cites at least one given source and, for the
     best of its cited sources, the cosine similarity reaches `min_similarity` or
     the share of its content words found in the source reaches `min_overlap`.
-    Thresholds calibrated with bench/verify.py on SQuAD (docs/llm.md)."""
+    Thresholds calibrated with bench/verify.py on SQuAD: balanced accuracy 0.92
+    (supporting sources accepted 89 %, other sentences of the same paragraph
+    rejected 95 %; docs/llm.md)."""
 
-    def __init__(self, embedder: Embedder, min_similarity: float = 0.6, min_overlap: float = 0.7):
+    def __init__(self, embedder: Embedder, min_similarity: float = 0.7, min_overlap: float = 0.5):
         self.embedder = embedder
         self.min_similarity = min_similarity
         self.min_overlap = min_overlap

@@ -255,7 +255,7 @@ class Answerer:
         vectors = self.embedder([question, query] + [c.text for c in candidates])
         q, expanded, sentence_vectors = vectors[0], vectors[1], vectors[2:]
         terms = self._terms(question)
-        for rank_prior, (c, v) in enumerate(zip(candidates, sentence_vectors)):
+        for c, v in zip(candidates, sentence_vectors):
             c.vector = v
             c.similarity = float((v @ q + v @ expanded) / 2 if query != question else v @ q)
             overlap = len(terms & self._terms(c.text)) / len(terms) if terms else 0.0

@@ -16,7 +16,6 @@ answer) and the mean number of cited sentences.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time

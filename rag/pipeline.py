@@ -39,7 +39,7 @@ class Pipeline:
         self.llm = LlmAnswerer(self.settings, self.answerer)
         self.llm.lock = self._lock
         # Load the FAISS and BM25 files now rather than on the first question.
-        self.store.vectors, self.store.lexical
+        _ = self.store.vectors, self.store.lexical
 
     def refresh(self) -> bool:
         """Reload if a build has completed since the index was loaded; True if it did."""

@@ -16,13 +16,12 @@ import sqlite3
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from rag.answer import Answer, Turn
+from rag.answer import Turn
 from rag.build import Builder, BuildBusy
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline

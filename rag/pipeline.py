@@ -50,9 +50,10 @@ class Pipeline:
                     return False
             finally:
                 probe.close()
-            old, self.store = self.store, self._open()
+            # The old store is not closed here: a thread may still be reading from
+            # it; its connection closes when the last reference goes.
+            self.store = self._open()
             self._load()
-            old.close()
             return True
 
     def ask(

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 from rag.chunk import Chunk, Chunker, Sentence
 from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
-from rag.settings import DEFAULT_MODEL, FORMAT_VERSION, Settings
+from rag.settings import DEFAULT_MODEL, Settings
 from rag.store import IndexStore, manifest_for
 
 Progress = Callable[[str, int, int], None]
@@ -81,6 +81,20 @@ class _Pending:
     chunks: list[Chunk] = field(default_factory=list)
 
 
+@dataclass
+class _Scan:
+    pending: list[_Pending]
+    """Articles to embed."""
+    present: set[str]
+    """Ids of every article in the corpus now."""
+    file_rows: dict[str, tuple[int, int, str]]
+    """(size, mtime_ns, sha256) to record for files read this time."""
+    kept: set[str]
+    """Files that could not be read this time: their articles are kept, not dropped."""
+    seen: set[str]
+    """Every file path in the corpus now."""
+
+
 class Builder:
     """`Builder(settings)(full=False)` -> BuildReport."""
 
@@ -131,8 +145,9 @@ class Builder:
         known_files = {} if full else store.files()
         stored = {} if full else store.article_hashes()
 
-        pending, present, file_rows, kept_paths = self._scan(known_files, stored, report)
-        removed = [aid for aid, (path, _) in stored.items() if aid not in present and path not in kept_paths]
+        scan = self._scan(known_files, stored, report)
+        pending, file_rows = scan.pending, scan.file_rows
+        removed = [aid for aid, (path, _) in stored.items() if aid not in scan.present and path not in scan.kept]
         report.removed = len(removed)
 
         store.begin()
@@ -140,7 +155,7 @@ class Builder:
             store.reset(expected_manifest(self.settings, self.embedder.dimension))
         elif removed:
             store.remove_articles(removed)
-        for path in set(known_files) - set(file_rows) - kept_paths:
+        for path in set(known_files) - scan.seen:  # files gone from the corpus
             store.remove_file(path)
         if not full:
             store.commit(changed=bool(removed))
@@ -180,15 +195,8 @@ class Builder:
         store.write_manifest()
         return report
 
-    def _scan(
-        self, known_files: dict, stored: dict, report: BuildReport
-    ) -> tuple[list[_Pending], set[str], dict, set[str]]:
-        """Read new and changed files.
-
-        Returns the articles to embed, the ids present in the corpus, the file rows
-        to record, and the paths of files that could not be read this time (their
-        articles are kept rather than dropped).
-        """
+    def _scan(self, known_files: dict, stored: dict, report: BuildReport) -> _Scan:
+        """Read new and changed files; see `_Scan` for what comes back."""
         corpus = Path(self.settings.corpus_dir)
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus folder {corpus}/ does not exist")
@@ -265,7 +273,7 @@ class Builder:
                 )
                 report.added -= not item.replaces
                 report.updated -= item.replaces
-        return pending, present, file_rows, kept
+        return _Scan(pending, present, file_rows, kept, {p.relative_to(corpus).as_posix() for p in files})
 
     def _chunk(self, pending: list[_Pending]) -> None:
         if not pending:
@@ -300,4 +308,3 @@ def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:
         return [Skipped(rel, f"could not be parsed ({type(err).__name__}: {err})")]
 
 
-__all__ = ["Builder", "BuildBusy", "BuildReport", "FORMAT_VERSION"]

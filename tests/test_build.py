@@ -80,6 +80,23 @@ def test_add_edit_delete_are_reflected_exactly(settings, embedder, corpus):
     assert [r[0] for r in store.db.execute("SELECT id FROM articles")] == ["putin-condoles-erdogan-2017-02-09.txt"]
 
 
+def test_unchanged_files_are_not_even_parsed_again(settings, embedder, corpus, monkeypatch):
+    (corpus / "ports.txt").write_text(article_text("ports"))
+    build(settings, embedder)
+    build(settings, embedder)
+    parsed = []
+    import rag.build
+
+    real = rag.build._safe_parse
+    monkeypatch.setattr(rag.build, "_safe_parse", lambda raw, rel: parsed.append(rel) or real(raw, rel))
+    for _ in range(2):
+        report = build(settings, embedder)
+        assert report.unchanged == 2 and parsed == []
+    (corpus / "ports.txt").write_text(article_text("harbours"))
+    build(settings, embedder)
+    assert parsed == ["ports.txt"]
+
+
 def test_touched_but_unchanged_file_is_not_re_embedded(settings, embedder, corpus):
     build(settings, embedder)
     path = next(corpus.iterdir())

@@ -13,17 +13,17 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
 
-Span = Tuple[int, int]
+Span = tuple[int, int]
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "data" / "sentence_cases.json"
 CORPUS = ROOT.parent / "shared" / "data" / "multihop" / "corpus.json"
 
 
 # ---------------------------------------------------------------- helpers
-def spans_from_strings(text: str, sents) -> List[Span]:
+def spans_from_strings(text: str, sents) -> list[Span]:
     """Locate library output strings in text, searching forward from the previous end."""
     out, pos = [], 0
     for s in sents:
@@ -44,7 +44,7 @@ def spans_from_strings(text: str, sents) -> List[Span]:
     return out
 
 
-def trim(text: str, spans) -> List[Span]:
+def trim(text: str, spans) -> list[Span]:
     """Strip whitespace from each span, drop empty ones."""
     out = []
     for a, b in spans:
@@ -61,11 +61,11 @@ BLANK_RE = re.compile(r"\n[ \t\r\f\v]*\n\s*")   # blank line(s) = paragraph brea
 LINE_RE = re.compile(r"\s*\n\s*")               # any newline = break
 
 
-def presplit(base: Callable[[str], List[Span]], sep: re.Pattern) -> Callable[[str], List[Span]]:
+def presplit(base: Callable[[str], list[Span]], sep: re.Pattern) -> Callable[[str], list[Span]]:
     """Split text into chunks at `sep`, run `base` inside each chunk, shift spans back."""
-    def f(text: str) -> List[Span]:
+    def f(text: str) -> list[Span]:
         out, pos = [], 0
-        for m in list(sep.finditer(text)) + [None]:
+        for m in [*sep.finditer(text), None]:
             end = m.start() if m else len(text)
             chunk = text[pos:end]
             if chunk.strip():
@@ -77,9 +77,9 @@ def presplit(base: Callable[[str], List[Span]], sep: re.Pattern) -> Callable[[st
 
 
 # ---------------------------------------------------------------- candidates
-def build_candidates() -> Dict[str, Callable[[str], List[Span]]]:
-    cands: Dict[str, Callable[[str], List[Span]]] = {}
-    bases: Dict[str, Callable[[str], List[Span]]] = {}
+def build_candidates() -> dict[str, Callable[[str], list[Span]]]:
+    cands: dict[str, Callable[[str], list[Span]]] = {}
+    bases: dict[str, Callable[[str], list[Span]]] = {}
 
     try:
         import pysbd
@@ -93,7 +93,7 @@ def build_candidates() -> Dict[str, Callable[[str], List[Span]]]:
     try:
         import syntok.segmenter as syn
 
-        def syntok_spans(t: str) -> List[Span]:
+        def syntok_spans(t: str) -> list[Span]:
             return [(s[0].offset, s[-1].offset + len(s[-1].value))
                     for para in syn.analyze(t) for s in para if len(s)]
         bases["syntok"] = syntok_spans
@@ -103,7 +103,7 @@ def build_candidates() -> Dict[str, Callable[[str], List[Span]]]:
     try:
         import blingfire
 
-        def bf(t: str) -> List[Span]:
+        def bf(t: str) -> list[Span]:
             if not t.strip():
                 return []
             _, offs = blingfire.text_to_sentences_and_offsets(t)
@@ -142,7 +142,7 @@ def build_candidates() -> Dict[str, Callable[[str], List[Span]]]:
 
 
 # ---------------------------------------------------------------- scoring
-def expected_spans(case) -> List[Span]:
+def expected_spans(case) -> list[Span]:
     return spans_from_strings(case["text"], case["sentences"])
 
 
@@ -154,7 +154,7 @@ def evaluate(fn, cases):
         gold = expected_spans(case)
         try:
             raw = fn(text)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raw, bad = [], bad + 1
             fails.append((case, [f"<error {e!r}>"]))
         pred = trim(text, raw)

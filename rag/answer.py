@@ -11,8 +11,8 @@ the question the answer abstains and lists the closest passages instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import Stemmer
@@ -45,9 +45,9 @@ def leans_back(sentence: str) -> bool:
 
 WORD = re.compile(r"[A-Za-z0-9]+")
 STOPWORDS = frozenset(
-    "a an and are as at be been but by did do does for from had has have how in is it its of on or "
+    "a an and are as at be been being but by did do does for from had has have how in is it its of on or "
     "said says that the their there these they this to was were what when where which who whom whose why "
-    "will with would about after also into than then were been being can could may might should".split()
+    "will with would about after also into than then can could may might should".split()
 )
 ANAPHORA = re.compile(r"\b(it|its|this|that|these|those|they|them|their|he|him|his|she|her|there|then)\b", re.I)
 

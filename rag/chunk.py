@@ -10,8 +10,8 @@ long for either budget is cut at word boundaries into pieces that fit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import syntok.segmenter as syntok
 import tiktoken

@@ -87,7 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from rag.build import Builder, BuildBusy
+    from rag.build import BuildBusy, Builder
 
     settings = settings_from(args)
     bars = _ProgressBars(disable=args.quiet)

@@ -31,7 +31,8 @@ class Embedder:
         if Path(path).is_dir():
             # A local model must not reach out to the hub for anything.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer  # slow import, paid only when embedding
+        # A slow import, paid only when something is embedded.
+        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress bars say what is happening

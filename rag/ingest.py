@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from dateutil import parser as dateparser
 
@@ -240,7 +240,7 @@ DATE_LINE = re.compile(
     re.I,
 )
 FILENAME_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")  # noqa: RUF001 (curly quotes close sentences)
 
 
 def _read_plain(text: str, rel: str, stem: str) -> Article | None:
@@ -339,7 +339,7 @@ def _unwrap(paragraph: str) -> str:
 
 def _is_prose(paragraph: str) -> bool:
     words = paragraph.split()
-    return len(words) >= 8 and bool(SENTENCE_END.search(paragraph)) or len(words) >= 40
+    return (len(words) >= 8 and bool(SENTENCE_END.search(paragraph))) or len(words) >= 40
 
 
 def _normalise_space(text: str) -> str:

@@ -25,7 +25,7 @@ class LexicalIndex:
         self._stemmer = Stemmer.Stemmer("english")
 
     @classmethod
-    def build(cls, ids: list[int], texts: list[str]) -> "LexicalIndex":
+    def build(cls, ids: list[int], texts: list[str]) -> LexicalIndex:
         model = bm25s.BM25()
         if texts:
             model.index(_tokenize(texts, Stemmer.Stemmer("english")), show_progress=False)
@@ -38,7 +38,7 @@ class LexicalIndex:
         (folder / IDS_FILE).write_text(json.dumps(self.ids.tolist()))
 
     @classmethod
-    def load(cls, folder: Path) -> "LexicalIndex":
+    def load(cls, folder: Path) -> LexicalIndex:
         ids = json.loads((folder / IDS_FILE).read_text())
         model = bm25s.BM25.load(str(folder), show_progress=False) if ids else bm25s.BM25()
         return cls(model, ids)

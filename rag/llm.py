@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import tiktoken
 
@@ -244,4 +244,4 @@ class LlmAnswerer:
         return answer
 
 
-__all__ = ["Claim", "LlmAnswerer", "LlmError", "Verifier", "NOT_FOUND", "api_key"]
+__all__ = ["NOT_FOUND", "Claim", "LlmAnswerer", "LlmError", "Verifier", "api_key"]

@@ -8,7 +8,7 @@ same code path. It picks up a rebuilt index as soon as a build has completed
 from __future__ import annotations
 
 import threading
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from rag.answer import Answer, Answerer, Turn
 from rag.build import comparable_manifest

@@ -71,7 +71,7 @@ class Settings:
     """Ask the server to stream tokens; turn off for servers that cannot."""
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""
         values = {}
         for f in fields(cls):

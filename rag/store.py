@@ -16,10 +16,10 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 import faiss
 import numpy as np

@@ -10,12 +10,11 @@ import sys
 import faiss
 import numpy as np
 import pytest
+from conftest import article_text
 from filelock import FileLock
 
-from rag.build import Builder, BuildBusy
+from rag.build import BuildBusy, Builder
 from rag.store import IndexMismatch, IndexStore
-
-from conftest import article_text
 
 
 def build(settings, embedder, full=False):
@@ -145,9 +144,8 @@ def test_other_chunking_settings_need_full_rebuild(settings, embedder):
 
 def test_second_build_at_once_is_refused(settings, embedder):
     settings.index_dir.mkdir()
-    with FileLock(settings.index_dir / "build.lock"):
-        with pytest.raises(BuildBusy, match="another `rag build`"):
-            build(settings, embedder)
+    with FileLock(settings.index_dir / "build.lock"), pytest.raises(BuildBusy, match="another `rag build`"):
+        build(settings, embedder)
 
 
 def test_broken_file_keeps_what_was_indexed(settings, embedder, corpus):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE
 
 from rag.chunk import Chunker, SentenceSplitter
 from rag.ingest import Article, read_file
-
-from conftest import SAMPLE
 
 CASES = json.loads((Path(__file__).parent / "data" / "sentence_cases.json").read_text())
 
@@ -65,7 +65,7 @@ def test_chunks_fit_budgets_and_overlap_by_one_sentence(chunker, embedder):
     tokens = chunker.count_tokens([c.text for c in chunks])
     assert max(tokens) <= 200 and min(tokens) > 100
     assert max(embedder.count_tokens([c.text for c in chunks])) <= embedder.max_tokens
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in itertools.pairwise(chunks):
         assert after.first_sentence == before.last_sentence  # one sentence of overlap
     covered = {i for c in chunks for i in range(c.first_sentence, c.last_sentence + 1)}
     assert covered == set(range(len(sentences)))

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from rag.store import IndexStore
-
 from conftest import article_text
 from test_build import assert_consistent
+
+from rag.store import IndexStore
 
 TOPICS = [f"topic{i:02d} {word}" for i, word in enumerate(["rail", "wheat", "ports", "power", "water", "roads"] * 5)]
 

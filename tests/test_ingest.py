@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.ingest import Article, Skipped, normalise_date, read_file
-
 from conftest import SAMPLE
+
+from rag.ingest import Article, Skipped, normalise_date, read_file
 
 MAX = 25_000_000
 

@@ -17,13 +17,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
+from conftest import SAMPLE
 
 from rag.answer import Turn
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-
-from conftest import SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +163,7 @@ def test_follow_up_is_asked_with_history(page, app, monkeypatch):
     ask(page, QUESTION)
     ask(page, "And how were relations mended?")
     assert bot_messages(page) == 2
-    (q1, h1, a1), (q2, h2, a2) = calls
+    (_, h1, a1), (_, h2, a2) = calls
     assert h1 == [] and h2 == [Turn(QUESTION, a1.text)]
     assert not a2.abstained
     assert "mended their relations" in page.locator("#sources").inner_text()
@@ -287,9 +286,8 @@ def test_remove_article_deletes_its_file_and_rebuilds(page, app):
 
 
 def test_questions_are_answered_while_a_rebuild_runs(app):
-    from gradio_client import Client
-
     from conftest import article_text
+    from gradio_client import Client
 
     url, settings, pipeline = app
     (Path(settings.corpus_dir) / "long-harbour.txt").write_text(article_text("harbour dredging", n=1000))

@@ -22,7 +22,7 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import Turn
-from rag.build import Builder, BuildBusy
+from rag.build import BuildBusy, Builder
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
@@ -456,7 +456,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                             ask_btn = gr.Button("Ask", variant="primary", scale=0, min_width=90, elem_id="ask")
                             clear_btn = gr.Button("New chat", variant="secondary", scale=0, min_width=110, elem_id="clear")
                         with gr.Row(elem_id="examples-row"):
-                            gr.Examples(EXAMPLES + [FOLLOW_UP_EXAMPLE], inputs=[question], label="Try")
+                            gr.Examples([*EXAMPLES, FOLLOW_UP_EXAMPLE], inputs=[question], label="Try")
                         with gr.Accordion("Search settings", open=False, elem_id="settings"):
                             with gr.Row():
                                 outlets = gr.Dropdown(

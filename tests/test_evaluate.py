@@ -7,22 +7,26 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SHARED_DATA
 
 from rag.answer import Answer, Citation
 from rag.evaluate import abstention, evaluate_multihop
 from rag.retrieve import Hit
 
-from conftest import SHARED_DATA
-
 
 class FakePipeline:
     """Returns prepared answers: lets the scorer be checked against hand-computed figures."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, generated=()):
         self.answers = iter(answers)
+        self.generated = iter(generated)
 
     def ask(self, question, k=10, llm=False):
         return next(self.answers)
+
+    def stream(self, question, k=10):
+        yield next(self.generated)
+        yield next(self.answers)
 
 
 def hit(text):
@@ -54,21 +58,30 @@ def test_multihop_scoring_matches_the_official_rules():
     assert (result["abstain_precision"], result["abstain_recall"]) == (1.0, 1.0)
 
 
-def test_llm_answer_accuracy_counts_gold_answer_in_text():
+def test_llm_answer_accuracy_counts_gold_answer_in_generated_text():
     from rag.answer import Claim
-    from rag.evaluate import llm_figures
 
     queries = [
         {"query": "q1", "answer": "Donald Trump", "evidence_list": [{"fact": "f"}]},
         {"query": "q2", "answer": "Yes", "evidence_list": [{"fact": "f"}]},
         {"query": "q3", "answer": "Insufficient information.", "evidence_list": []},
+        {"query": "q4", "answer": "OpenAI", "evidence_list": [{"fact": "f"}]},
     ]
     good = Answer("q1", "It was donald trump [1].", False, mode="llm", claims=[Claim("It was donald trump [1].", (1,), True, 0.9)])
     wrong = Answer("q2", "No [2].", False, mode="llm", claims=[Claim("No [2].", (2,), False, 0.1)])
-    abstained = Answer("q3", "I could not find this.", True, notice="fallback")
-    figures = llm_figures(queries, [good, wrong, abstained])
-    assert figures["answer_accuracy"] == 2 / 3
-    assert figures["verified_sentences"] == 0.5 and figures["fallbacks"] == 1 / 3
+    declined = Answer("q3", "I could not find this.", True, mode="llm")
+    # The model named the answer but cited nothing: the extractive answer was shown instead.
+    fallback = Answer("q4", "Sentences that do not name it.", False, notice="cited none; showing the extractive answer")
+    pipeline = FakePipeline(
+        [good, wrong, declined, fallback],
+        generated=["It was donald trump [1].", "No [2].", "The sources do not contain the answer.", "It is OpenAI."],
+    )
+    result = evaluate_multihop(pipeline, queries, offtopic=False, llm=True)
+    assert result["answer_accuracy"] == 0.75  # q1, q3 and q4 in what the model wrote
+    assert result["shown_answer_accuracy"] == 0.5  # q1 and q3 in what the user saw
+    assert result["generated_with_citations"] == 0.5
+    assert result["llm_answers"] == 0.75 and result["fallbacks"] == 0.25
+    assert result["verified_sentences"] == 0.5
 
 
 def test_abstention_figures():

@@ -11,7 +11,7 @@ import pytest
 from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back
 from rag.build import Builder
 from rag.pipeline import Pipeline
-from rag.retrieve import Filters
+from rag.retrieve import Filters, interleave_sources
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 TIES = "Ties between Moscow and Ankara soured after Erdogan initially refused to apologize for the attack"
@@ -104,6 +104,14 @@ def test_outlet_named_in_question_is_matched(pipeline):
     assert pipeline.retriever.mentioned_sources("What did Putin tell farmers, according to Grain Daily?") == ["Grain Daily"]
     hits = pipeline.retriever("What did Putin say, as reported by Grain Daily?", k=3)
     assert hits[0].source == "Grain Daily"
+
+
+def test_interleave_sources():
+    """Outlets named in a question take turns at the top, each in its own fused order."""
+    source_of = {1: "A", 2: "A", 3: "A", 4: "B", 5: "C", 6: "B"}
+    # B's best chunk (4) comes right after A's best; C is not named, so it goes last.
+    assert interleave_sources([1, 2, 3, 4, 5, 6], source_of, {"a", "b"}) == [1, 4, 2, 6, 3, 5]
+    assert interleave_sources([5, 4, 1], source_of, {"a", "b"}) == [4, 1, 5]
 
 
 def test_leans_back():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SAMPLE
+import pytest
+from conftest import SAMPLE, SHARED_DATA
 
 from rag.ingest import Article, Skipped, normalise_date, read_file
 
@@ -164,3 +165,19 @@ def test_normalise_date():
     assert normalise_date("2023-11-27T08:45:59+00:00") == "2023-11-27T08:45:59+00:00"
     assert normalise_date("9 February 2017") == "2017-02-09"
     assert normalise_date("not a date") == ""
+
+
+MULTIHOP = SHARED_DATA / "multihop" / "corpus.json"
+
+
+@pytest.mark.skipif(not MULTIHOP.exists(), reason="../shared/data is not present")
+def test_multihop_corpus_ingests_as_it_is():
+    records = json.loads(MULTIHOP.read_text())
+    articles = read(MULTIHOP)
+    assert not [a for a in articles if isinstance(a, Skipped)]
+    assert len(articles) == len(records) == 609
+    assert len({a.id for a in articles}) == 609  # ids are the urls: unique and stable
+    assert [a.id for a in articles] == [r["url"] for r in records]
+    assert all(a.title and a.source and a.published[:4].isdigit() and a.text for a in articles)
+    # Nothing of a body is lost or added: only runs of blank lines are collapsed.
+    assert all(a.text.split() == r["body"].split() for a, r in zip(articles, records))

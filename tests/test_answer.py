@@ -11,7 +11,7 @@ import pytest
 from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back
 from rag.build import Builder
 from rag.pipeline import Pipeline
-from rag.retrieve import Filters, interleave_sources
+from rag.retrieve import Filters, interleave, mentioned_dates
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 TIES = "Ties between Moscow and Ankara soured after Erdogan initially refused to apologize for the attack"
@@ -106,12 +106,26 @@ def test_outlet_named_in_question_is_matched(pipeline):
     assert hits[0].source == "Grain Daily"
 
 
-def test_interleave_sources():
-    """Outlets named in a question take turns at the top, each in its own fused order."""
-    source_of = {1: "A", 2: "A", 3: "A", 4: "B", 5: "C", 6: "B"}
-    # B's best chunk (4) comes right after A's best; C is not named, so it goes last.
-    assert interleave_sources([1, 2, 3, 4, 5, 6], source_of, {"a", "b"}) == [1, 4, 2, 6, 3, 5]
-    assert interleave_sources([5, 4, 1], source_of, {"a", "b"}) == [4, 1, 5]
+def test_day_named_in_question_is_matched(pipeline):
+    """The same words find the article published on the day the question names."""
+    for day, article_id in (("October 3, 2023", "wheat.txt"), ("9 February 2017", "putin-condoles-erdogan-2017-02-09.txt")):
+        assert pipeline.retriever(f"What did Putin say on {day}?", k=3)[0].article_id == article_id
+
+
+def test_mentioned_dates():
+    assert mentioned_dates("TechCrunch on October 31, 2023, and again on Dec. 15 2023") == {"2023-10-31", "2023-12-15"}
+    assert mentioned_dates("the 1st of Sept. 2023 and 2024-02-29") == {"2023-09-01", "2024-02-29"}
+    # No day, no real day, or no month at all: nothing to match.
+    assert mentioned_dates("in May 2023, on February 30, 2023, Marching 3, 2023") == set()
+
+
+def test_interleave():
+    """Named outlets (or days) take turns at the top, each in its own fused order."""
+    group_of = {1: "a", 2: "a", 3: "a", 4: "b", 6: "b"}
+    # b's best chunk (4) comes right after a's best; 5 is in no group, so it goes last.
+    assert interleave([1, 2, 3, 4, 5, 6], group_of) == [1, 4, 2, 6, 3, 5]
+    assert interleave([5, 4, 1], group_of) == [4, 1, 5]
+    assert interleave([3, 2, 1], {}) == [3, 2, 1]
 
 
 def test_leans_back():

@@ -1,15 +1,16 @@
 """Extractive answers: a few verbatim article sentences, each with its citation.
 
 The sentences of the best retrieved chunks are scored against the question
-(embedding similarity plus word overlap plus the chunk's rank), a small set that
-does not repeat itself is picked (maximal marginal relevance), a sentence that
-cannot stand alone ("However, ...", "He said ...") brings its predecessor, and
-the result is put in reading order. When even the best sentence is too far from
+(embedding similarity plus word overlap, rare words weighing more, plus the
+chunk's rank), a small set that does not repeat itself is picked (maximal
+marginal relevance), a sentence that cannot stand alone ("However, ...",
+"He said ...") brings its predecessor, and the result is put in reading order. When even the best sentence is too far from
 the question the answer abstains and lists the closest passages instead.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -192,9 +193,11 @@ class Answerer:
         read_chunks: int = 5,
         abstain_below: float = 0.45,
         keep_ratio: float = 0.65,
+        context_weight: float = 0.5,
     ):
         """Defaults measured on the SQuAD and MultiHop-RAG dev data (docs/evaluation.md):
-        up to four sentences, each scoring at least `keep_ratio` of the best one."""
+        up to four sentences, each scoring at least `keep_ratio` of the best one;
+        question words in the sentence before count `context_weight` as much."""
         self.store = store
         self.embedder = embedder
         self.retriever = retriever
@@ -203,6 +206,7 @@ class Answerer:
         self.read_chunks = read_chunks
         self.abstain_below = abstain_below
         self.keep_ratio = keep_ratio
+        self.context_weight = context_weight
         self._stem = Stemmer.Stemmer("english").stemWord
 
     def evidence(
@@ -213,14 +217,16 @@ class Answerer:
         query = contextual_query(question, history)
         hits = self.retriever(query, k=max(k, self.read_chunks), filters=filters)
         candidates = self._candidates(hits[: self.read_chunks])
-        # A follow-up wants something new: what was already said is not repeated.
-        said = {c.text for c in candidates if any(c.text in turn.answer for turn in history)}
-        candidates = [c for c in candidates if c.text not in said] or candidates
         if candidates:
             self._score(question, query, candidates)
         # Abstain on meaning alone: word overlap with a one-word question is too easy.
         confidence = max((c.similarity for c in candidates), default=0.0)
         ranked = sorted(candidates, key=lambda c: -c.score)
+        # A follow-up wants something new: what was already said is not repeated,
+        # unless nothing new comes close to it; then the answer says it again.
+        fresh = [c for c in ranked if not any(c.text in turn.answer for turn in history)]
+        if fresh and fresh[0].score >= ranked[0].score * self.keep_ratio:
+            ranked = fresh
         return Evidence(question, query, hits[:k], ranked, confidence, confidence < self.abstain_below)
 
     def __call__(
@@ -256,11 +262,13 @@ class Answerer:
     def _score(self, question: str, query: str, candidates: list[_Scored]) -> None:
         vectors = self.embedder([question, query] + [c.text for c in candidates])
         q, expanded, sentence_vectors = vectors[0], vectors[1], vectors[2:]
-        terms = self._terms(question)
-        for c, v in zip(candidates, sentence_vectors):
+        words = [self._terms(c.text) for c in candidates]
+        words_at = {(c.article_id, c.position): w for c, w in zip(candidates, words)}
+        before = [words_at.get((c.article_id, c.position - 1), set()) for c in candidates]
+        overlaps = word_overlap(self._terms(question), words, before, self.context_weight)
+        for c, v, overlap in zip(candidates, sentence_vectors, overlaps):
             c.vector = v
             c.similarity = float((v @ q + v @ expanded) / 2 if query != question else v @ q)
-            overlap = len(terms & self._terms(c.text)) / len(terms) if terms else 0.0
             c.score = c.similarity + 0.5 * overlap
         # Chunks ranked higher by retrieval (which also weighs BM25 and the
         # outlet) lend their sentences weight.
@@ -324,6 +332,26 @@ class Answerer:
         _, start, end = rows[0]
         text = self.store.article_text(like.article_id)[start:end]
         return _Scored(like.article_id, position, start, end, text, like.hit, score=like.score, vector=like.vector)
+
+
+def word_overlap(
+    question: set[str], sentences: list[set[str]], before: list[set[str]], context_weight: float = 0.5
+) -> list[float]:
+    """How much of the question each sentence holds, from 0 to 1.
+
+    A question word found in every sentence (the topic) says little about which
+    one answers, a rare one says much: words weigh log(1 + n / df) over the n
+    sentences. Words found only in the sentence before count `context_weight` as
+    much: "They settled in Normandy" answers a question that names the Normans a
+    sentence earlier."""
+    weight = {t: math.log(1 + len(sentences) / max(1, sum(t in s for s in sentences))) for t in question}
+    total = sum(weight.values())
+    if not total:
+        return [0.0] * len(sentences)
+    return [
+        (sum(weight[t] for t in question & own) + context_weight * sum(weight[t] for t in question & (prior - own))) / total
+        for own, prior in zip(sentences, before)
+    ]
 
 
 def contextual_query(question: str, history: Sequence[Turn]) -> str:

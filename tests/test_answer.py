@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back
+from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back, word_overlap
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters, interleave, mentioned_dates
@@ -79,6 +79,16 @@ def test_follow_up_is_understood_in_context(pipeline):
     assert alone.query == "And what did Putin say about it?" and follow.query != alone.query
 
 
+def test_follow_up_about_what_was_said_says_it_again(pipeline):
+    """Having nothing new to add is not "not found": the answer repeats what holds."""
+    mended = "the two sides mended their relations last year"
+    first = pipeline.ask(QUESTION)
+    assert mended in first.text  # the first answer already told how
+    follow = pipeline.ask("And how were relations mended?", history=[Turn(QUESTION, first.text)])
+    assert not follow.abstained
+    assert any(mended in c.sentence for c in follow.citations)
+
+
 def test_standalone_question_is_not_rewritten():
     history = [Turn(QUESTION, "Ties soured. [1]")]
     assert contextual_query("How large was the Russian wheat harvest in 2023?", history).startswith("How large")
@@ -126,6 +136,18 @@ def test_interleave():
     assert interleave([1, 2, 3, 4, 5, 6], group_of) == [1, 4, 2, 6, 3, 5]
     assert interleave([5, 4, 1], group_of) == [4, 1, 5]
     assert interleave([3, 2, 1], {}) == [3, 2, 1]
+
+
+def test_word_overlap_weighs_rare_words_and_the_sentence_before():
+    question = {"norman", "raider"}
+    sentences = [{"norman", "franc"}, {"norman"}, {"raider", "norway"}, {"norman", "raider"}]
+    before = [set(), {"norman", "franc"}, {"norman"}, {"raider", "norway"}]
+    topic, rare, both = word_overlap(question, sentences, [set()] * 4)[1:]
+    assert both == 1.0 and rare > 0.5 > topic  # "norman" is in three of four sentences
+    with_context = word_overlap(question, sentences, before, context_weight=0.5)
+    assert with_context[2] > rare  # the sentence before names the Normans
+    assert with_context[3] == both  # nothing more to lend
+    assert word_overlap(set(), sentences, before) == [0.0] * 4
 
 
 def test_leans_back():

@@ -1,9 +1,9 @@
 """Question -> ranked chunks: dense (FAISS) and lexical (BM25) lists fused by rank.
 
 Fusion is weighted reciprocal rank; news questions that name an outlet ("according
-to TechCrunch") or a day ("on October 31, 2023") get chunks of matching articles lifted, because in a
-news corpus the outlet and date are often what separates the right article from
-ten similar ones. Filters (outlet, date range) restrict both lists.
+to TechCrunch") or a day ("on October 31, 2023") get chunks of matching articles
+lifted, because in a news corpus the outlet and date are often what separates the
+right article from ten similar ones. Filters (outlet, date range) restrict both lists.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class _Candidate:
     score: float = 0.0
 
 
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
 _MONTH = r"\b(?P<month>" + "|".join(f"{m[:3]}(?:{m[3:]}|\\.)?" for m in MONTHS) + r"|sept\.?)"
 # "October 31, 2023", "Oct. 31 2023", "31 October 2023", "2023-10-31".
 _DATE_PATTERNS = (
@@ -75,7 +78,7 @@ def mentioned_dates(question: str) -> set[str]:
     for pattern in _DATE_PATTERNS:
         for m in pattern.finditer(question):
             month = m["month"].lower()
-            number = int(month) if month.isdigit() else next(i for i, name in enumerate(MONTHS, 1) if name.startswith(month[:3]))
+            number = int(month) if month.isdigit() else [name[:3] for name in MONTHS].index(month[:3]) + 1
             try:
                 found.add(date(int(m["year"]), number, int(m["day"])).isoformat())
             except ValueError:  # "February 30, 2023"

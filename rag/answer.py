@@ -4,8 +4,9 @@ The sentences of the best retrieved chunks are scored against the question
 (embedding similarity plus word overlap, rare words weighing more, plus the
 chunk's rank), a small set that does not repeat itself is picked (maximal
 marginal relevance), a sentence that cannot stand alone ("However, ...",
-"He said ...") brings its predecessor, and the result is put in reading order. When even the best sentence is too far from
-the question the answer abstains and lists the closest passages instead.
+"He said ...") brings its predecessor, and the result is put in reading order.
+When even the best sentence is too far from the question the answer abstains
+and lists the closest passages instead.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence
@@ -62,7 +63,9 @@ def model_name(model: str) -> str:
 
 
 def expected_manifest(settings: Settings, dimension: int) -> dict:
-    return manifest_for(model_name(settings.model), dimension, settings.chunking())
+    return manifest_for(
+        model_name(settings.model), dimension, settings.chunking(), settings.backend, settings.sentence_vectors
+    )
 
 
 def comparable_manifest(settings: Settings) -> dict:
@@ -108,7 +111,7 @@ class Builder:
         # Loaded only when something has to be embedded: a no-op build stays fast.
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.model, device=s.device, batch_size=s.batch_size)
+            self._embedder = Embedder(s.model, **s.embedder_options())
         return self._embedder
 
     def __call__(self, full: bool = False) -> BuildReport:
@@ -168,13 +171,15 @@ class Builder:
             if not full:
                 store.begin()
             texts = [c.text for p in group for c in p.chunks]
-            vectors = self.embedder(texts)
+            vectors, sentence_vectors = self._embed(group)
             offset = 0
-            for item in group:
+            for item, item_sentence_vectors in zip(group, sentence_vectors):
                 if item.replaces:
                     store.remove_articles([item.article.id])
                 n = len(item.chunks)
-                store.add_article(item.article, item.sentences, item.chunks, vectors[offset : offset + n])
+                store.add_article(
+                    item.article, item.sentences, item.chunks, vectors[offset : offset + n], item_sentence_vectors
+                )
                 offset += n
             if not full:
                 store.commit(changed=True)
@@ -286,6 +291,33 @@ class Builder:
         )
         for item in pending:
             item.sentences, item.chunks = chunker(item.article)
+
+    def _embed(self, group: list[_Pending]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of the group's chunks, and of each article's sentences."""
+        chunks = [c for item in group for c in item.chunks]
+        if self.settings.sentence_vectors == "separate":
+            vectors = self.embedder([c.text for c in chunks])
+            sentences = self.embedder([s.text for item in group for s in item.sentences])
+            return vectors, np.split(sentences, np.cumsum([len(item.sentences) for item in group])[:-1])
+        # Late chunking: each sentence pooled from the tokens of the chunk(s) it
+        # is in; one that two chunks share (the overlap) gets the mean of both.
+        spans = [
+            [
+                (max(s.start, c.start) - c.start, min(s.end, c.end) - c.start)
+                for s in item.sentences[c.first_sentence : c.last_sentence + 1]
+            ]
+            for item in group
+            for c in item.chunks
+        ]
+        vectors, span_vectors = self.embedder.embed([c.text for c in chunks], spans)
+        out, at = [], 0
+        for item in group:
+            total = np.zeros((len(item.sentences), self.embedder.dimension), dtype=np.float32)
+            for c in item.chunks:
+                total[c.first_sentence : c.last_sentence + 1] += span_vectors[at]
+                at += 1
+            out.append(total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12))
+        return vectors, out
 
     def _groups(self, pending: list[_Pending]):
         """Articles in groups of about `embed_group` chunks: one encode call (which

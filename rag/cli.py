@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--full", action="store_true", help="rebuild from scratch instead of incrementally")
     build.add_argument("--strict", action="store_true", help="exit non-zero when any input was skipped")
     build.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
+    _backend_arg(build)
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(run=cmd_build)
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument("--k", type=int, default=10)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    _backend_arg(evaluate)
     evaluate.add_argument("--llm", action="store_true", help="MultiHop-RAG: answer with the LLM server too, report answer accuracy")
     evaluate.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server (or RAG_LLM_BASE_URL)")
     evaluate.add_argument("--llm-model", dest="llm_model", help="model name (or RAG_LLM_MODEL)")
@@ -80,8 +82,16 @@ def _index_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
 
 
+def _backend_arg(parser: argparse.ArgumentParser) -> None:
+    from rag.embed import BACKENDS
+
+    parser.add_argument(
+        "--backend", choices=BACKENDS, help="how the model runs (default onnx-int8, or RAG_BACKEND); a change needs --full"
+    )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "corpus_dir", "model", "llm_base_url", "llm_model")
+    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model")
     flags = {"index_dir": "index", "corpus_dir": "corpus"}
     return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 
@@ -198,7 +208,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not target.exists() or target.read_text() != paragraphs:
             target.write_text(paragraphs)
     settings = Settings.from_env(
-        index_dir=index, corpus_dir=corpus, llm_base_url=args.llm_base_url, llm_model=args.llm_model
+        index_dir=index,
+        corpus_dir=corpus,
+        backend=args.backend,
+        llm_base_url=args.llm_base_url,
+        llm_model=args.llm_model,
     )
     builder = Builder(settings, progress=_ProgressBars(disable=False))
     print(builder().summary(), file=sys.stderr)

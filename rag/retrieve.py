@@ -136,11 +136,9 @@ class Retriever:
         self._load_articles()
 
     def _load_articles(self) -> None:
-        rows = self.store.db.execute(
-            "SELECT c.id, a.source, a.published FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
-        ).fetchall()
-        self._chunk_source = {r[0]: r[1] or "" for r in rows}
-        self._chunk_date = {r[0]: (r[2] or "")[:10] for r in rows}
+        rows = self.store.chunk_metadata()
+        self._chunk_source = {chunk_id: source for chunk_id, source, _ in rows}
+        self._chunk_date = {chunk_id: published[:10] for chunk_id, _, published in rows}
         self.sources = sorted({s for s in self._chunk_source.values() if s}, key=len, reverse=True)
         # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian".
         self._source_patterns = [
@@ -156,10 +154,13 @@ class Retriever:
                 found.append(source)
         return found
 
-    def __call__(self, question: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+    def __call__(
+        self, question: str, k: int = 10, filters: Filters | None = None, query_vector: np.ndarray | None = None
+    ) -> list[Hit]:
+        """`query_vector`: the question's (1, dimension) embedding when the caller has it already."""
         candidates: dict[int, _Candidate] = {}
         allowed = self._allowed(filters) if filters else None
-        query = self.embedder([question])
+        query = self.embedder([question]) if query_vector is None else query_vector
         for rank, (chunk_id, score) in enumerate(self.dense(query, allowed)):
             candidates.setdefault(chunk_id, _Candidate()).dense_rank = rank
             candidates[chunk_id].dense = score
@@ -231,17 +232,7 @@ class Retriever:
         return allowed
 
     def _hits(self, best: list[tuple[int, _Candidate]]) -> list[Hit]:
-        ids = [chunk_id for chunk_id, _ in best]
-        marks = ",".join("?" * len(ids))
-        rows = {
-            r["id"]: r
-            for r in self.store.db.execute(
-                'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'
-                " a.title, a.source, a.published, a.url, a.path"
-                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
-                ids,
-            )
-        }
+        rows = self.store.chunks([chunk_id for chunk_id, _ in best])
         hits = []
         for chunk_id, c in best:
             r = rows.get(chunk_id)

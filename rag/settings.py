@@ -17,7 +17,8 @@ from pathlib import Path
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Bumped whenever the on-disk layout of index/ changes incompatibly.
-FORMAT_VERSION = 1
+# 2: sentences carry their vectors (float16), made by the build.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,26 @@ class Settings:
     chunk_overlap: int = 1
     """Sentences repeated at the start of the next chunk, so no fact is cut in half."""
 
-    batch_size: int = 64
-    """Texts per forward pass of the embedding model."""
+    backend: str = "onnx-int8"
+    """How the model runs: `onnx-int8` (exported once to ONNX with int8 weights,
+    about 3x torch's speed on CPU at the same quality), `onnx` (fp32) or `torch`
+    (any sentence-transformers model as it loads). Measured in docs/benchmarks.md.
+    Part of the index's identity: changing it needs `rag build --full`."""
+
+    model_cache: Path | None = None
+    """Where ONNX exports of the model are kept; None: ~/.cache/rag-news."""
+
+    sentence_vectors: str = "late"
+    """How sentences get the vectors the answerer compares with the question:
+    `late` pools the chunk pass's own token embeddings over each sentence (free),
+    `separate` embeds every sentence on its own (about twice the build time).
+    Measured in docs/evaluation.md; changing it needs `rag build --full`."""
+
+    batch_size: int = 16
+    """Texts per forward pass (sorted by length; small batches pad little)."""
+
+    embed_workers: int = 2
+    """Forward passes run side by side, one CPU thread each."""
 
     embed_group: int = 512
     """Chunks embedded and committed together; a killed build loses at most one group."""
@@ -78,7 +97,7 @@ class Settings:
             raw = os.environ.get(f"RAG_{f.name.upper()}")
             if raw is None:
                 continue
-            values[f.name] = _parse(f.name, raw)
+            values[f.name] = _parse(f.name, raw, str(f.type))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
@@ -86,10 +105,20 @@ class Settings:
         """The settings an index depends on: changing any of them needs `rag build --full`."""
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap}
 
+    def embedder_options(self) -> dict:
+        """Keyword arguments of `Embedder` taken from these settings."""
+        return {
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "backend": self.backend,
+            "cache_dir": self.model_cache,
+            "workers": self.embed_workers,
+        }
 
-def _parse(name: str, raw: str):
+
+def _parse(name: str, raw: str, annotation: str = ""):
     default = getattr(Settings(), name)
-    if isinstance(default, Path):
+    if isinstance(default, Path) or "Path" in annotation:
         return Path(raw)
     if isinstance(default, bool):
         return raw.lower() in {"1", "true", "yes"}

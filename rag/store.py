@@ -1,6 +1,7 @@
 """The index on disk: SQLite as the source of truth, FAISS as a derived file.
 
-`rag.sqlite` holds articles, sentences with character offsets, chunks with their
+`rag.sqlite` holds articles, sentences with character offsets and vectors
+(float16: read per question, never all in memory), chunks with their
 embeddings, the files they came from and the manifest. Every change is an SQLite
 transaction, so a build killed at any moment leaves either the old or the new
 state of each article, never half of one. The FAISS file is named after the
@@ -15,9 +16,10 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +47,7 @@ CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
 CREATE TABLE IF NOT EXISTS sentences (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    vector BLOB NOT NULL,
     PRIMARY KEY (article_id, position)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -70,14 +73,39 @@ class IndexMissing(StoreError):
     """No index where one was expected."""
 
 
-def manifest_for(model: str, dimension: int, chunking: dict) -> dict:
-    return {"format_version": FORMAT_VERSION, "model": model, "dimension": dimension, "chunking": chunking}
+SENTENCE_DTYPE = np.float16
+"""Sentence vectors on disk: half the bytes of float32, and the SQuAD dev
+answer-sentence hit was the same to three decimals (docs/evaluation.md)."""
+
+
+def manifest_for(model: str, dimension: int, chunking: dict, backend: str, sentence_vectors: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "backend": backend,
+        "dimension": dimension,
+        "chunking": chunking,
+        "sentence_vectors": sentence_vectors,
+    }
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """A stored sentence: its place in the article and its vector."""
+
+    position: int
+    start: int
+    end: int
+    vector: np.ndarray
 
 
 class IndexStore:
     """Open (or create, with `create=True`) the index in `index_dir`."""
 
-    def __init__(self, index_dir: Path | str, create: bool = False):
+    def __init__(self, index_dir: Path | str, create: bool = False, snapshot: bool = False):
+        """`snapshot=True` (for readers): every read sees the index as it was when
+        the store was opened, whatever builds commit meanwhile (one SQLite read
+        transaction, kept open until the store is closed)."""
         self.dir = Path(index_dir)
         path = self.dir / DATABASE
         if not path.exists() and not create:
@@ -91,17 +119,28 @@ class IndexStore:
         self.db.execute("PRAGMA foreign_keys=ON")
         if create:
             self.db.executescript(SCHEMA)
+        # One connection serves every thread (a snapshot must be one connection's);
+        # statements on it take turns, each one short.
+        self._lock = threading.RLock()
+        if snapshot:
+            self.db.execute("BEGIN")
+            self.db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read starts the snapshot
         self._vectors: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
 
     def close(self) -> None:
         self.db.close()
 
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        """All rows of one read statement (safe from any thread)."""
+        with self._lock:
+            return self.db.execute(sql, tuple(params)).fetchall()
+
     # ------------------------------------------------------------ metadata
 
     def meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
@@ -160,7 +199,7 @@ class IndexStore:
 
     def files(self) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, sha256) of every source file seen by the last build."""
-        rows = self.db.execute("SELECT path, size, mtime_ns, sha256 FROM files")
+        rows = self.query("SELECT path, size, mtime_ns, sha256 FROM files")
         return {r["path"]: (r["size"], r["mtime_ns"], r["sha256"]) for r in rows}
 
     def set_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
@@ -176,12 +215,18 @@ class IndexStore:
 
     def article_hashes(self) -> dict[str, tuple[str, str]]:
         """article id -> (path, hash)."""
-        return {r["id"]: (r["path"], r["hash"]) for r in self.db.execute("SELECT id, path, hash FROM articles")}
+        return {r["id"]: (r["path"], r["hash"]) for r in self.query("SELECT id, path, hash FROM articles")}
 
     def add_article(
-        self, article: Article, sentences: list[Sentence], chunks: list[Chunk], embeddings: np.ndarray
+        self,
+        article: Article,
+        sentences: list[Sentence],
+        chunks: list[Chunk],
+        embeddings: np.ndarray,
+        sentence_vectors: np.ndarray,
     ) -> list[int]:
-        """Insert one article with its sentences and chunks; returns the new chunk ids."""
+        """Insert one article with its sentences (and their vectors) and chunks
+        (and theirs); returns the new chunk ids."""
         # Load (or rebuild) the vectors before inserting: a rebuild from SQLite
         # afterwards would already hold the new chunks, and they would be added twice.
         vectors = self.vectors
@@ -192,8 +237,11 @@ class IndexStore:
             {**data, "hash": article.hash, "added_at": time.time()},
         )
         self.db.executemany(
-            'INSERT INTO sentences (article_id, position, start, "end") VALUES (?, ?, ?, ?)',
-            [(s.article_id, s.position, s.start, s.end) for s in sentences],
+            'INSERT INTO sentences (article_id, position, start, "end", vector) VALUES (?, ?, ?, ?, ?)',
+            [
+                (s.article_id, s.position, s.start, s.end, np.asarray(v, dtype=SENTENCE_DTYPE).tobytes())
+                for s, v in zip(sentences, sentence_vectors)
+            ],
         )
         ids = []
         for chunk, vector in zip(chunks, embeddings):
@@ -249,7 +297,7 @@ class IndexStore:
         manifest = self.manifest or {}
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest.get("dimension", 384))))
         ids, blobs = [], []
-        for row in self.db.execute("SELECT id, embedding FROM chunks ORDER BY id"):
+        for row in self.query("SELECT id, embedding FROM chunks ORDER BY id"):
             ids.append(row[0])
             blobs.append(row[1])
         if ids:
@@ -265,10 +313,10 @@ class IndexStore:
             if (path / "chunk_ids.json").exists():
                 self._lexical = LexicalIndex.load(path)
             else:
-                rows = self.db.execute(
+                rows = self.query(
                     "SELECT c.id, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
                     " ORDER BY c.id"
-                ).fetchall()
+                )
                 self._lexical = LexicalIndex.build([r[0] for r in rows], [f"{r[1]}\n{r[2]}\n{r[3]}" for r in rows])
         return self._lexical
 
@@ -308,38 +356,62 @@ class IndexStore:
     # ------------------------------------------------------------ reading
 
     def article_text(self, article_id: str) -> str:
-        row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
-        return row[0] if row else ""
+        rows = self.query("SELECT text FROM articles WHERE id = ?", (article_id,))
+        return rows[0][0] if rows else ""
 
     def article(self, article_id: str) -> dict | None:
         """All stored fields of one article (text included), or None."""
-        row = self.db.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
-        return dict(row) if row else None
+        rows = self.query("SELECT * FROM articles WHERE id = ?", (article_id,))
+        return dict(rows[0]) if rows else None
 
     def articles(self) -> list[dict]:
         """Every article's metadata and chunk count, newest first (no text)."""
-        rows = self.db.execute(
+        rows = self.query(
             "SELECT a.id, a.path, a.title, a.source, a.published, a.url, a.author, a.category,"
             " (SELECT COUNT(*) FROM chunks c WHERE c.article_id = a.id) AS chunks"
             " FROM articles a ORDER BY a.published DESC, a.title"
         )
         return [dict(r) for r in rows]
 
-    def sentences(self, article_id: str, first: int, last: int) -> list[tuple[int, int, int]]:
-        """(position, start, end) of sentences first..last (inclusive) of an article."""
-        rows = self.db.execute(
-            'SELECT position, start, "end" FROM sentences WHERE article_id = ? AND position BETWEEN ? AND ?'
+    def sentences(self, article_id: str, first: int, last: int) -> list[SentenceRow]:
+        """Sentences first..last (inclusive) of an article, with their vectors."""
+        rows = self.query(
+            'SELECT position, start, "end", vector FROM sentences WHERE article_id = ? AND position BETWEEN ? AND ?'
             " ORDER BY position",
             (article_id, first, last),
         )
-        return [tuple(r) for r in rows]
+        return [
+            SentenceRow(r[0], r[1], r[2], np.frombuffer(r[3], dtype=SENTENCE_DTYPE).astype(np.float32)) for r in rows
+        ]
+
+    def chunk_metadata(self) -> list[tuple[int, str, str]]:
+        """(chunk id, outlet, publication date) of every chunk, by id."""
+        rows = self.query(
+            "SELECT c.id, a.source, a.published FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+        )
+        return [(r[0], r[1] or "", r[2] or "") for r in rows]
+
+    def chunks(self, chunk_ids: list[int]) -> dict[int, sqlite3.Row]:
+        """Chunks by id, each with its article's title, outlet, date, url and path."""
+        found = {}
+        for start in range(0, len(chunk_ids), 500):
+            batch = chunk_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self.query(
+                'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'
+                " a.title, a.source, a.published, a.url, a.path"
+                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+                batch,
+            )
+            found.update((r["id"], r) for r in rows)
+        return found
 
     def chunk_ids(self) -> list[int]:
-        return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+        return [r[0] for r in self.query("SELECT id FROM chunks ORDER BY id")]
 
     def counts(self) -> dict[str, int]:
         return {
-            table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            table: self.query(f"SELECT COUNT(*) FROM {table}")[0][0]
             for table in ("articles", "chunks", "sentences")
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters, interleave, mentioned_dates
 
+ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Why did Russia-Turkey ties sour?"
 TIES = "Ties between Moscow and Ankara soured after Erdogan initially refused to apologize for the attack"
 JET = "In November 2015, Turkey shot down a Russian jet over Syria"
@@ -99,6 +101,30 @@ def test_off_topic_question_abstains_and_lists_passages(pipeline):
     answer = pipeline.ask("How do I bake sourdough bread at home?")
     assert answer.abstained and answer.text == NOT_FOUND and not answer.citations
     assert answer.passages  # the closest passages are still listed
+
+
+# Answerable from the sample article, each phrased unlike its answer sentence: by
+# similarity alone (the rule before) every one of them was refused.
+PARAPHRASED = {
+    "Which group is backed by the US?": "US-backed Kurdish group",
+    "What was hit by mistake?": "accidentally hit a building",
+    "Which talks did the leaders want to advance?": "Astana and Geneva peace talks",
+    "Who mediates between Damascus and the opposition?": "acting as mediators",
+    "What town are the two countries operating in?": "al-Bab",
+}
+
+
+@pytest.mark.parametrize("question", PARAPHRASED)
+def test_answer_phrased_unlike_the_question_is_found(pipeline, question):
+    answer = pipeline.ask(question)
+    assert not answer.abstained
+    assert any(PARAPHRASED[question] in c.sentence for c in answer.citations)
+
+
+def test_off_topic_questions_are_still_refused(pipeline):
+    questions = (ROOT / "tests" / "data" / "offtopic_questions.txt").read_text().splitlines()
+    refused = [pipeline.ask(q).abstained for q in questions if q]
+    assert len(refused) == 30 and all(refused)
 
 
 def test_filters_by_outlet_and_date(pipeline):

@@ -46,10 +46,12 @@ def test_first_build_then_nothing_to_do(settings, embedder):
     assert store.counts()["articles"] == 1
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
     assert manifest == {
-        "format_version": 1,
+        "format_version": 2,
         "model": "all-MiniLM-L6-v2",
+        "backend": "onnx-int8",
         "dimension": 384,
         "chunking": {"chunk_tokens": 200, "chunk_overlap": 1},
+        "sentence_vectors": "late",
     }
 
 

@@ -9,7 +9,6 @@ API endpoints (gradio_client; see docs/ui.md): /ask, /stats, /articles, /rebuild
 
 from __future__ import annotations
 
-import collections
 import ipaddress
 import os
 import sqlite3
@@ -40,8 +39,9 @@ ICON = (
     'stroke-linejoin="round" aria-hidden="true"><path d="M4 22h16a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2H8a2 2 0 0 0-2 2v16'
     'a2 2 0 0 1-2 2Zm0 0a2 2 0 0 1-2-2v-9c0-1.1.9-2 2-2h2"/><path d="M18 14h-8M15 18h-5M10 6h8v4h-8z"/></svg>'
 )
-REBUILD_STEP = 16
-"""Texts a rebuild embeds per turn with the model (a question waits for one turn at most)."""
+ASK_CONCURRENCY = 8
+"""Questions answered at once (UI and /ask together). Answers hold no lock, so
+several keep both cores busy while others wait on the network; bench/load.py."""
 TABLE_HEADERS = ["Title", "Outlet", "Date", "Chunks", "File"]
 
 
@@ -60,85 +60,6 @@ class NewsApp(gr.Blocks):
         return super().launch(*args, **kwargs)
 
 
-class FairLock:
-    """A lock granted in the order it was asked for: a rebuild that embeds batch
-    after batch cannot starve a question waiting for the model."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._queue: collections.deque = collections.deque()
-        self._held = False
-
-    def acquire(self) -> None:
-        with self._cond:
-            ticket = object()
-            self._queue.append(ticket)
-            while self._held or self._queue[0] is not ticket:
-                self._cond.wait()
-            self._queue.popleft()
-            self._held = True
-
-    def release(self) -> None:
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-class SharedEmbedder:
-    """One loaded model for questions and rebuilds, used by one thread at a time.
-
-    A Hugging Face fast tokenizer raises "Already borrowed" when two threads use it
-    at once, so every call takes the lock; a rebuild's calls are cut into batches
-    (`step` texts) so that a question asked meanwhile waits for one batch at most,
-    not for a whole group of chunks."""
-
-    def __init__(self, inner, lock: FairLock, step: int | None = None):
-        self.inner = getattr(inner, "inner", inner)
-        self.lock = lock
-        self.step = step
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def __call__(self, texts: list[str]):
-        step = self.step or max(len(texts), 1)
-        parts = []
-        for start in range(0, len(texts), step):
-            with self.lock:
-                parts.append(self.inner(texts[start : start + step]))
-        if len(parts) == 1:
-            return parts[0]
-        if not parts:
-            return self.inner([])
-        import numpy as np
-
-        return np.concatenate(parts)
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        with self.lock:
-            return self.inner.count_tokens(texts)
-
-
-def share_embedder(pipeline: Pipeline) -> FairLock:
-    """Route the pipeline's embedding calls through a lock (see SharedEmbedder)."""
-    if isinstance(pipeline.embedder, SharedEmbedder):
-        return pipeline.embedder.lock
-    shared = SharedEmbedder(pipeline.embedder, FairLock())
-    # The retriever and answerer keep their own reference; a refresh re-creates
-    # them from pipeline.embedder, which is now the shared one.
-    pipeline.embedder = shared
-    pipeline.retriever.embedder = shared
-    pipeline.answerer.embedder = shared
-    return shared.lock
-
-
 class IndexControl:
     """What the Articles tab does to the corpus and the index: one change at a time,
     while questions keep being answered from the loaded index."""
@@ -148,7 +69,6 @@ class IndexControl:
         self.pipeline = pipeline
         self.allow_changes = allow_changes
         self.lock = threading.Lock()
-        self.embed_lock = share_embedder(pipeline)
 
     def check_allowed(self) -> None:
         if not self.allow_changes:
@@ -201,8 +121,9 @@ class IndexControl:
                     progress((done, total), desc=label, unit="files" if stage == "reading" else "chunks")
 
             try:
-                embedder = SharedEmbedder(self.pipeline.embedder, self.embed_lock, step=REBUILD_STEP)
-                report = Builder(self.settings, embedder=embedder, progress=report_progress)()
+                # The pipeline's embedder is safe to share: questions asked during the
+                # rebuild are answered from the loaded index meanwhile.
+                report = Builder(self.settings, embedder=self.pipeline.embedder, progress=report_progress)()
             except BuildBusy as err:
                 raise gr.Error(str(err)) from None
             refreshed = self.pipeline.refresh()
@@ -532,7 +453,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             inputs=[question, chatbot, turns, outlets, date_from, date_to, k, use_llm],
             outputs=[chatbot, turns, sources, question],
             api_visibility="private",
-            concurrency_limit=4,
+            concurrency_limit=ASK_CONCURRENCY,
             concurrency_id="ask",
         )
         question.submit(**chat_io, api_name="ui_submit")
@@ -560,7 +481,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         )
         demo.load(refresh_all, [search], index_outputs, api_name="ui_load", api_visibility="private", show_progress="hidden")
 
-        gr.api(api_ask, api_name="ask", concurrency_limit=4, concurrency_id="ask")
+        gr.api(api_ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
         gr.api(api_stats, api_name="stats")
         gr.api(api_articles, api_name="articles")
         gr.api(api_rebuild, api_name="rebuild", concurrency_id="index")

@@ -22,13 +22,16 @@ with embedding every sentence on its own).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -231,7 +234,11 @@ def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache_dir))
     try:
-        _export(model, work, quantize=backend == "onnx-int8")
+        # The exporter prints its progress and warns about axis names: keep
+        # stdout clean for `rag ask --json`; the log line above says what happens.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _export(model, work, quantize=backend == "onnx-int8")
         try:
             os.replace(work, target)
         except OSError:  # another process finished first

@@ -1,0 +1,135 @@
+"""Encoder backends side by side: chunk throughput, one-question latency and closeness to torch fp32.
+
+    pip install -e ".[bench]"   # openvino and nncf, for the OpenVINO rows
+    python bench/encoders.py [--corpus ../shared/data/multihop/corpus.json] [--chunks 600]
+
+Chunk texts are the first `--chunks` chunks `Chunker` makes of the corpus. Each backend encodes them
+(mean pooling, unit length, our `Embedder` batching: sorted by length, batches of 16, two threads),
+then encodes 50 questions one at a time. Rows: torch fp32 (sentence-transformers as loaded), onnx
+fp32 and onnx int8 (our export, rag/embed.py), OpenVINO fp32 (the same ONNX graph compiled by
+OpenVINO) and OpenVINO int8 (that graph quantized by NNCF, calibrated on 300 chunk texts of this
+corpus). Retrieval and answer quality for the backends `rag` ships are measured with
+`rag eval ... --backend NAME` (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunk import Chunker
+from rag.embed import Embedder, default_cache, exported_model, resolve_model
+from rag.ingest import Article, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ROOT.parent / "shared/data/multihop/queries_dev.json"
+
+
+class OpenVinoEncoder:
+    """The torch-free part of `Embedder` with an OpenVINO compiled model doing the forward pass."""
+
+    def __init__(self, embedder: Embedder, onnx_path: Path, calibration: list[str] | None):
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(onnx_path))
+        if calibration:
+            import nncf
+
+            def feed(text: str) -> dict:
+                encoded = embedder.tokenizer([text], truncation=True, max_length=embedder.max_seq_length, return_tensors="np")
+                return {k: v.astype(np.int64) for k, v in encoded.items() if k in {i.get_any_name() for i in model.inputs}}
+
+            model = nncf.quantize(
+                model, nncf.Dataset(calibration, feed), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration)
+            )
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1})
+        self.names = {i.get_any_name() for i in self.compiled.inputs}
+        self.embedder = embedder
+
+    def install(self) -> None:
+        """Route the embedder's forward passes through OpenVINO (one request per call: thread-safe)."""
+
+        def forward(features: dict) -> np.ndarray:
+            request = self.compiled.create_infer_request()
+            result = request.infer({k: v.astype(np.int64) for k, v in features.items() if k in self.names})
+            return next(iter(result.values()))
+
+        self.embedder._token_embeddings = forward
+
+
+def chunk_texts(corpus: Path, n: int, embedder: Embedder) -> list[str]:
+    chunker = Chunker(embedder.count_tokens, embedder.max_tokens)
+    texts: list[str] = []
+    for article in parse(corpus.read_bytes(), corpus.name):
+        if isinstance(article, Article):
+            texts += [c.text for c in chunker(article)[1]]
+        if len(texts) >= n:
+            break
+    return texts[:n]
+
+
+def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str], reference: np.ndarray | None):
+    embedder(texts[:32])  # warm
+    started = time.perf_counter()
+    vectors = embedder(texts)
+    seconds = time.perf_counter() - started
+    latencies = []
+    for q in questions:
+        began = time.perf_counter()
+        embedder([q])
+        latencies.append(time.perf_counter() - began)
+    cosine = float((vectors * reference).sum(1).mean()) if reference is not None else 1.0
+    row = {
+        "backend": name,
+        "chunks_per_s": round(len(texts) / seconds, 1),
+        "question_ms": round(statistics.median(latencies) * 1000, 1),
+        "mean_cosine_to_torch": round(cosine, 4),
+    }
+    print(f"{name:>14}: {row['chunks_per_s']:7.1f} chunks/s   question {row['question_ms']:5.1f} ms"
+          f"   mean cosine to torch fp32 {row['mean_cosine_to_torch']:.4f}", flush=True)
+    return row, vectors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/data/multihop/corpus.json")
+    parser.add_argument("--chunks", type=int, default=600)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    questions = [q["query"] for q in json.loads(QUESTIONS.read_text())][:50] if QUESTIONS.exists() else ["a question"] * 50
+
+    torch_embedder = Embedder(backend="torch")
+    texts = chunk_texts(args.corpus, args.chunks, torch_embedder)
+    print(f"{len(texts)} chunk texts of {args.corpus.name}", flush=True)
+    rows = []
+    row, reference = measure("torch fp32", torch_embedder, texts, questions, None)
+    rows.append(row)
+    for backend in ("onnx", "onnx-int8"):
+        row, _ = measure(backend.replace("-", " "), Embedder(backend=backend), texts, questions, reference)
+        rows.append(row)
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        print("openvino / nncf not installed (pip install -e '.[bench]'): OpenVINO rows skipped")
+    else:
+        fp32 = exported_model(torch_embedder.model, resolve_model(torch_embedder.name), "onnx", default_cache())
+        for name, calibration in (("openvino fp32", None), ("openvino int8", texts[:300])):
+            embedder = Embedder(backend="onnx")
+            OpenVinoEncoder(embedder, fp32, calibration).install()
+            row, _ = measure(name, embedder, texts, questions, reference)
+            rows.append(row)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

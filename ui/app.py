@@ -211,7 +211,7 @@ class IndexControl:
                 "updated": report.updated,
                 "removed": report.removed,
                 "unchanged": report.unchanged,
-                "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                "skipped": [{"file": s.path, "reason": s.reason} for s in report.skipped],
                 "chunks_embedded": report.chunks_embedded,
                 "chunks_total": report.chunks_total,
                 "seconds": round(report.seconds, 2),
@@ -226,7 +226,7 @@ class IndexControl:
 def _report_md(report: dict) -> str:
     lines = [f"**Rebuilt.** {render.esc_md(report['summary'])}"]
     for s in report["skipped"][:20]:
-        lines.append(f"- skipped {render.esc_md(s['path'])}: {render.esc_md(s['reason'])}")
+        lines.append(f"- skipped {render.esc_md(s['file'])}: {render.esc_md(s['reason'])}")
     return "\n".join(lines)
 
 
@@ -247,6 +247,13 @@ def _table(articles: list[dict], query: str = "") -> list[list[Any]]:
         if all(w in haystack for w in words):
             rows.append([a["title"] or "", a["source"] or "", render.day(a["published"]), a["chunks"], a["path"]])
     return rows
+
+
+def _api_article(article: dict) -> dict:
+    """An article as /articles returns it: its `path` is called `file`, because
+    gradio_client (with its default download_files=True) takes any dict with a
+    `path` key for a file to download, and fails."""
+    return {("file" if key == "path" else key): value for key, value in article.items()}
 
 
 def _article_choices(articles: list[dict]) -> list[tuple[str, str]]:
@@ -332,8 +339,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             except files.UploadRefused as err:
                 lines.append(f"- ✗ {render.esc_md(original)}: {render.esc_md(err)}")
                 continue
-            verb = "replaced" if saved.replaced else "saved"
-            lines.append(f"- ✓ {verb} **{render.esc_md(saved.name)}** ({saved.size / 1000:.1f} kB)")
+            lines.append(f"- ✓ {render.esc_md(saved.describe())} ({saved.size / 1000:.1f} kB)")
         lines.append("\nClick **Rebuild index** to make the new articles answerable.")
         return "\n".join(lines), None
 
@@ -408,7 +414,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         pipeline.refresh()
         words = (query or "").lower().split()
         return [
-            a
+            _api_article(a)
             for a in control.articles()
             if all(w in " ".join(str(v or "") for v in a.values()).lower() for w in words)
         ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-EXIT_SKIPPED = 1  # --strict and some input was skipped
+EXIT_SKIPPED = 1  # --strict and some input was skipped; `rag ask` and a stdin line it could not read
 EXIT_ERROR = 2  # the command could not run (missing or mismatched index, bad arguments)
 EXIT_BUSY = 3  # another build holds the index
 
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ask = commands.add_parser("ask", help="answer a question with cited sentences")
     _index_arg(ask)
-    ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin")
-    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list (default 10)")
+    ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin (UTF-8)")
+    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list, 1 to 100 (default 10)")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines when reading stdin)")
     ask.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (or RAG_LLM_BASE_URL)")
     ask.add_argument("--llm-model", dest="llm_model", help="model name to ask the server for (or RAG_LLM_MODEL)")
@@ -134,21 +134,59 @@ class _ProgressBars:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.pipeline import Pipeline
+    from rag import validate
     from rag.retrieve import Filters
 
-    pipeline = Pipeline(settings_from(args))
-    filters = Filters(tuple(args.source), args.date_from, args.date_to)
-    questions = [args.question] if args.question else (line.strip() for line in sys.stdin)
-    for question in questions:
-        if not question:
-            continue
-        answer = pipeline.ask(question, k=args.k, filters=filters or None, llm=args.llm)
-        if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            print(format_answer(answer), flush=True)
-    return 0
+    settings = settings_from(args)
+    # Every argument is checked before the model and index are loaded: a typo
+    # fails at once with what is allowed, never with a traceback or a wrong answer.
+    try:
+        k = validate.k(args.k, settings.max_k)
+        date_from, date_to = validate.date_range(args.date_from, args.date_to, ("--from", "--to"))
+        question = None if args.question is None else validate.question(args.question)
+    except validate.BadInput as err:
+        print(f"rag ask: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    filters = Filters(tuple(args.source), date_from, date_to) or None
+
+    def answer(text: str) -> None:
+        result = pipeline.ask(text, k=k, filters=filters, llm=args.llm)
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_answer(result), flush=True)
+
+    if question is not None:
+        answer(question)
+        return 0
+    refused = 0
+    for number, line in enumerate(sys.stdin.buffer, start=1):
+        # One bad line is reported (by number) and skipped; the questions after it are answered.
+        try:
+            text = _stdin_question(line)
+            if text is None:
+                continue
+            answer(text)
+        except (validate.BadInput, UnicodeDecodeError) as err:
+            refused += 1
+            reason = str(err) if isinstance(err, validate.BadInput) else f"not UTF-8 text ({err.reason} at byte {err.start})"
+            if args.json:
+                print(json.dumps({"line": number, "error": f"skipped: {reason}"}), flush=True)
+            print(f"rag ask: line {number} skipped: {reason}", file=sys.stderr, flush=True)
+    return EXIT_SKIPPED if refused else 0
+
+
+def _stdin_question(line: bytes) -> str | None:
+    """The question on one line of stdin; None for a blank line. Raises BadInput or
+    UnicodeDecodeError for a line that is not a question written in UTF-8 text."""
+    from rag import validate
+
+    text = line.decode("utf-8")  # strict: a wrong byte is reported, not guessed at
+    if not text.strip():
+        return None
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+        raise validate.BadInput("binary data, not a question (control characters)")
+    return validate.question(text)
 
 
 def format_answer(answer) -> str:

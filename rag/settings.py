@@ -70,6 +70,9 @@ class Settings:
     llm_stream: bool = True
     """Ask the server to stream tokens; turn off for servers that cannot."""
 
+    max_k: int = 100
+    """Most passages a question may ask for (`--k`, the API's `k`); 1 is the least."""
+
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""

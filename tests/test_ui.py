@@ -368,6 +368,27 @@ def test_client_ask_returns_the_json_contract(app):
     assert client.predict("glassblowers", api_name="/articles")[0]["file"] == "glass.json"
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"question": "   "}, "the question is empty"),
+        ({"question": "?"}, "the question is empty"),
+        ({"question": QUESTION, "k": 0}, "k must be a whole number from 1 to 100"),
+        ({"question": QUESTION, "k": -3}, "from 1 to 100"),
+        ({"question": QUESTION, "date_to": "2017-13-45"}, "date_to must be a date written YYYY-MM-DD"),
+        ({"question": QUESTION, "date_from": "notadate"}, "date_from must be a date"),
+        ({"question": QUESTION, "date_from": "2018-01-01", "date_to": "2017-01-01"}, "is after"),
+    ],
+)
+def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(app[0], verbose=False)
+    with pytest.raises(AppError, match=words):
+        client.predict(**kwargs, api_name="/ask")
+
+
 def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):
     from ui.app import is_loopback, parse_auth, serve
 

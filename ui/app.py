@@ -21,6 +21,7 @@ from typing import Any
 
 import gradio as gr
 
+from rag import validate
 from rag.answer import Turn
 from rag.build import BuildBusy, Builder
 from rag.ingest import SUPPORTED
@@ -231,12 +232,20 @@ def _report_md(report: dict) -> str:
 
 
 def _filters(sources: list[str] | None, date_from: str, date_to: str) -> Filters | None:
-    date_from, date_to = (date_from or "").strip(), (date_to or "").strip()
-    for value in (date_from, date_to):
-        if value and not render.DATE.match(value):
-            raise gr.Error(f"Dates are written YYYY-MM-DD (got {value!r}).")
+    try:
+        date_from, date_to = validate.date_range(date_from, date_to, ("date_from", "date_to"))
+    except validate.BadInput as err:
+        raise gr.Error(str(err)) from None
     filters = Filters(tuple(sources or ()), date_from, date_to)
     return filters or None
+
+
+def _checked(check, *args):
+    """validate.<check>(*args), its BadInput shown to the user as a gr.Error."""
+    try:
+        return check(*args)
+    except validate.BadInput as err:
+        raise gr.Error(str(err)) from None
 
 
 def _table(articles: list[dict], query: str = "") -> list[list[Any]]:
@@ -278,12 +287,13 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     def ask(
         question: str, chat: list, turns: list, sources: list[str], date_from: str, date_to: str, k: float, use_llm: bool = False
     ):
-        question = " ".join((question or "").split())
         chat = list(chat or [])
         turns = list(turns or [])
-        if not question:
-            yield chat, turns, gr.skip(), ""
+        if not any(c.isalnum() for c in question or ""):
+            yield chat, turns, gr.skip(), gr.skip()  # nothing asked: keep what was typed
             return
+        question = _checked(validate.question, question)
+        k = _checked(validate.k, k, min(settings.max_k, 30))
         filters = _filters(sources, date_from, date_to)
         pipeline.refresh()  # picks up a build made from the command line meanwhile
         history = [Turn(q, a) for q, a in turns]
@@ -292,7 +302,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         yield chat, turns, gr.skip(), ""
         if use_llm:
             text = ""
-            for piece in pipeline.stream(question, history=history, k=int(k or 10), filters=filters):
+            for piece in pipeline.stream(question, history=history, k=k, filters=filters):
                 if isinstance(piece, str):
                     text += piece
                     chat[-1] = {"role": "assistant", "content": render.streaming_html(text)}
@@ -300,7 +310,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                 else:
                     answer = piece
         else:
-            answer = pipeline.ask(question, history=history, k=int(k or 10), filters=filters)
+            answer = pipeline.ask(question, history=history, k=k, filters=filters)
         panel = render.sources_html(answer, control.article_text)
         turns.append([question, answer.text])
         steps = range(1, len(answer.citations) + 1) if not answer.abstained and answer.mode != "llm" else [None]
@@ -398,10 +408,12 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         abstained, citations, passages. `history` is [[question, answer], ...] of
         earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
         RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
+        question = _checked(validate.question, question)
+        k = _checked(validate.k, k, settings.max_k)
         filters = _filters(sources, date_from, date_to)
         pipeline.refresh()
         turns = [Turn(str(q), str(a)) for q, a in (history or [])]
-        return pipeline.ask(question, history=turns, k=int(k), filters=filters, llm=bool(llm)).to_dict()
+        return pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
 
     def api_stats() -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""

@@ -1,0 +1,61 @@
+"""Checks on what a user asks with (question, k, dates), shared by the CLI, the UI and
+the API, so that each refuses bad input with the same plain message instead of
+answering something else or failing with a traceback."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class BadInput(ValueError):
+    """The request cannot be answered as given; the message says what is allowed."""
+
+
+def question(text: object) -> str:
+    """The question with its whitespace tidied; refused when it holds no word (blank,
+    whitespace, punctuation only): retrieval would return arbitrary sentences."""
+    if not isinstance(text, str):
+        raise BadInput("the question must be text")
+    tidy = " ".join(text.split())
+    if not any(c.isalnum() for c in tidy):
+        raise BadInput("the question is empty: write a question with at least one word")
+    return tidy
+
+
+def k(value: object, maximum: int) -> int:
+    """A passage count from 1 to `maximum`."""
+    allowed = f"k must be a whole number from 1 to {maximum}"
+    if isinstance(value, bool):
+        raise BadInput(f"{allowed} (got {value!r})")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= maximum:
+        raise BadInput(f"{allowed} (got {value!r})")
+    return value
+
+
+def day(value: object, name: str) -> str:
+    """'' (no limit) or a real calendar date written YYYY-MM-DD."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    if _DATE.fullmatch(text):
+        try:
+            date.fromisoformat(text)
+            return text
+        except ValueError:
+            pass
+    raise BadInput(f"{name} must be a date written YYYY-MM-DD, such as 2017-02-09 (got {text!r})")
+
+
+def date_range(date_from: object, date_to: object, names: tuple[str, str] = ("from", "to")) -> tuple[str, str]:
+    """Both dates checked, and the first not after the second."""
+    first, last = day(date_from, names[0]), day(date_to, names[1])
+    if first and last and first > last:
+        raise BadInput(f"{names[0]} ({first}) is after {names[1]} ({last}): no article can match")
+    return first, last

@@ -67,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(run=cmd_serve)
 
     args = parser.parse_args(argv)
-    from rag.store import StoreError
+    import sqlite3
+
+    from rag.store import StoreError, explain
 
     try:
         return args.run(args)
-    except StoreError as err:
-        print(f"rag: {err}", file=sys.stderr)
+    except (StoreError, OSError, sqlite3.Error) as err:
+        # A damaged, foreign or unwritable index, a full disk: said plainly, no traceback.
+        known = explain(err, getattr(args, "index", None) or Settings.from_env().index_dir)
+        if known is None:
+            raise
+        print(f"rag: {known}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -150,6 +156,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(settings)
+    for problem in pipeline.store.problems:
+        print(f"rag: note: {problem}", file=sys.stderr)
     filters = Filters(tuple(args.source), date_from, date_to) or None
 
     def answer(text: str) -> None:
@@ -262,17 +270,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from rag.store import IndexStore
+    from rag.store import REBUILD_HINT, IndexDamaged, IndexStore
 
     settings = settings_from(args)
     store = IndexStore(settings.index_dir)
     try:
+        # The database's own check first: counting rows of a damaged one may fail or mislead.
+        damage = store.quick_check()
+        if damage is not None:
+            raise IndexDamaged(f"the index database in {settings.index_dir}/ is damaged ({damage}). {REBUILD_HINT}")
+        problems = store.derived_problems()
         stats = store.stats()
     finally:
         store.close()
     if args.json:
-        print(json.dumps(stats))
+        print(json.dumps({**stats, "problems": problems}))
         return 0
+    for problem in problems:
+        print(f"rag: {problem}", file=sys.stderr)
     print(f"index:      {settings.index_dir}/")
     print(f"articles:   {stats['articles']}")
     print(f"chunks:     {stats['chunks']}")
@@ -281,6 +296,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"chunking:   {stats['chunking']}")
     print(f"size:       {stats['index_bytes'] / 1e6:.1f} MB on disk")
     print(f"last build: {stats['last_build']} ({stats['last_report']})")
+    print(f"health:     {'ok' if not problems else f'{len(problems)} problem(s), see above'}")
     return 0
 
 

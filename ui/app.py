@@ -28,6 +28,7 @@ from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
 from rag.settings import Settings
+from rag.store import StoreError, explain
 from ui import files, render
 from ui.style import CSS, HEAD, THEME
 
@@ -206,6 +207,11 @@ class IndexControl:
                 report = Builder(self.settings, embedder=embedder, progress=report_progress)()
             except BuildBusy as err:
                 raise gr.Error(str(err)) from None
+            except (StoreError, OSError, sqlite3.Error) as err:
+                known = explain(err, self.settings.index_dir)  # a full disk, a damaged database
+                if known is None:
+                    raise
+                raise gr.Error(str(known)) from None
             refreshed = self.pipeline.refresh()
             out = {
                 "added": report.added,
@@ -630,13 +636,16 @@ def serve(
             file=sys.stderr,
         )
         return 2
-    from rag.store import StoreError
-
     try:
         pipeline = Pipeline(settings)
-    except StoreError as err:
-        print(f"rag serve: {err}", file=sys.stderr)
+    except (StoreError, OSError, sqlite3.Error) as err:
+        known = explain(err, settings.index_dir)
+        if known is None:
+            raise
+        print(f"rag serve: {known}", file=sys.stderr)
         return 2
+    for problem in pipeline.store.problems:
+        print(f"rag serve: note: {problem}", file=sys.stderr)
     demo = build_app(settings, pipeline, allow_changes=loopback or credentials is not None)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     print(f"rag serve: chat UI on http://{shown}:{port}" + (" (login required)" if credentials else ""), flush=True)

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--corpus", type=Path, help="folder uploads go to and rebuilds read (default: corpus/)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860)
-    serve.add_argument("--auth", help="user:password required for index changes (or RAG_AUTH)")
+    serve.add_argument("--auth-file", type=Path, help="file whose first line is user:password, required to log in (or RAG_AUTH_FILE)")
+    serve.add_argument("--auth", help="user:password on the command line: visible to every user in the process list, prefer RAG_AUTH or --auth-file")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback host without --auth")
     serve.set_defaults(run=cmd_serve)
 
@@ -87,7 +88,7 @@ def _index_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "corpus_dir", "model", "llm_base_url", "llm_model")
+    names = ("index_dir", "corpus_dir", "model", "llm_base_url", "llm_model", "auth", "auth_file")
     flags = {"index_dir": "index", "corpus_dir": "corpus"}
     return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 
@@ -266,7 +267,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
 
-    return serve(settings_from(args), host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
+    if args.auth:
+        print(
+            "rag serve: note: a password given with --auth can be read by every user of this machine "
+            "(process list); set RAG_AUTH or use --auth-file instead",
+            file=sys.stderr,
+        )
+    return serve(settings_from(args), host=args.host, port=args.port, insecure=args.insecure)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import os
 import sqlite3
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from rag import validate
 from rag.answer import Turn
@@ -29,7 +29,7 @@ from rag.pipeline import Pipeline
 from rag.retrieve import Filters
 from rag.settings import Settings
 from rag.store import StoreError, explain
-from ui import files, render
+from ui import files, guard, render
 from ui.style import CSS, HEAD, THEME
 
 TITLE = "News Q&A"
@@ -52,8 +52,18 @@ class NewsApp(gr.Blocks):
     upload size limit (Gradio 6 takes those in launch(), not in Blocks())."""
 
     settings: Settings
+    allow_changes: bool = True
 
     def launch(self, *args, **kwargs):  # type: ignore[override]
+        s = self.settings
+        # Refused before Gradio sees them: repeated failed logins, uploads when changes are off.
+        app_kwargs = dict(kwargs.get("app_kwargs") or {})
+        app_kwargs["middleware"] = [
+            *app_kwargs.get("middleware", []),
+            Middleware(guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay),
+            Middleware(guard.UploadGate, allowed=self.allow_changes),
+        ]
+        kwargs["app_kwargs"] = app_kwargs
         kwargs.setdefault("theme", THEME)
         kwargs.setdefault("css", CSS)
         kwargs.setdefault("head", HEAD)
@@ -156,7 +166,7 @@ class IndexControl:
         if not self.allow_changes:
             raise gr.Error(
                 "Index changes are disabled: this server listens on a public address without a password. "
-                "Restart it with --auth user:password (or RAG_AUTH) to enable uploads and rebuilds."
+                "Restart it with a password (RAG_AUTH or --auth-file) to enable uploads and rebuilds."
             )
 
     # -------------------------------------------------------------- reading
@@ -355,6 +365,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             except files.UploadRefused as err:
                 lines.append(f"- ✗ {render.esc_md(original)}: {render.esc_md(err)}")
                 continue
+            finally:
+                Path(path).unlink(missing_ok=True)  # Gradio's temporary copy: not kept in its cache
             lines.append(f"- ✓ {render.esc_md(saved.describe())} ({saved.size / 1000:.1f} kB)")
         lines.append("\nClick **Rebuild index** to make the new articles answerable.")
         return "\n".join(lines), None
@@ -444,8 +456,11 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     # ------------------------------------------------------------------ layout
 
     articles0 = control.articles()
-    with NewsApp(title=TITLE, fill_width=False) as demo:
+    # Gradio's copies of uploads are deleted after upload_cache_s (checked every 10 minutes at most).
+    cache = (min(600, settings.upload_cache_s), settings.upload_cache_s)
+    with NewsApp(title=TITLE, fill_width=False, delete_cache=cache) as demo:
         demo.settings = settings
+        demo.allow_changes = allow_changes
         gr.HTML(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
@@ -603,6 +618,23 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def login_of(settings: Settings) -> tuple[str, str] | None:
+    """(user, password) from `settings.auth_file` (its first line), else `settings.auth`;
+    None when neither is set. Raises ValueError with a message when unusable."""
+    if settings.auth_file is None:
+        return parse_auth(settings.auth)
+    path = Path(settings.auth_file)
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the auth file {path}: {err}") from None
+    if not lines:
+        raise ValueError(f"the auth file {path} is empty; write user:password on its first line")
+    if path.stat().st_mode & 0o077:
+        print(f"rag serve: note: {path} can be read by other users; `chmod 600 {path}`", file=sys.stderr)
+    return parse_auth(lines[0])
+
+
 def parse_auth(auth: str | None) -> tuple[str, str] | None:
     if not auth:
         return None
@@ -620,10 +652,10 @@ def serve(
     insecure: bool = False,
 ) -> int:
     """Run the UI until interrupted; the exit code. On a non-loopback address a
-    password (--auth user:pass or RAG_AUTH) is required, unless `insecure` (then
+    password (RAG_AUTH, --auth-file, or `auth`) is required, unless `insecure` (then
     uploads, removals and rebuilds are turned off)."""
     try:
-        credentials = parse_auth(auth or os.environ.get("RAG_AUTH"))
+        credentials = parse_auth(auth) if auth else login_of(settings)
     except ValueError as err:
         print(f"rag serve: {err}", file=sys.stderr)
         return 2
@@ -631,7 +663,7 @@ def serve(
     if not loopback and credentials is None and not insecure:
         print(
             f"rag serve: refusing to listen on {host} without a password: anyone who can reach it could read "
-            "your articles and change the index. Use --auth user:password (or set RAG_AUTH=user:password), "
+            "your articles and change the index. Set RAG_AUTH=user:password or use --auth-file FILE, "
             "bind 127.0.0.1, or pass --insecure to serve read-only without one.",
             file=sys.stderr,
         )

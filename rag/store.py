@@ -95,6 +95,8 @@ def explain(err: BaseException, where: Path | str) -> StoreError | None:
             f"the disk holding {where} is full ({text}). Free some space and run `rag build` again; "
             "the index keeps its last complete state and the next build removes what this one left half-written."
         )
+    if isinstance(err, OSError):  # a path that is a file, not writable, ...
+        return StoreError(f"cannot use {err.filename or where}: {err.strerror or text}")
     if isinstance(err, sqlite3.OperationalError) and "locked" in text:
         return StoreError(f"the index in {where}/ is locked by another process ({text}); try again in a moment")
     damage = ("not a database", "malformed", "disk image", "no such table", "no such column")
@@ -415,6 +417,7 @@ class IndexStore:
         vectors = self._vectors_path(generation)
         if self._needs_writing(vectors, records, repaired):
             tmp = vectors.with_suffix(".tmp")
+            _remove(vectors)  # damaged, possibly not even a file
             try:
                 data = faiss.serialize_index(self.vectors)
                 with open(tmp, "wb") as handle:
@@ -432,7 +435,7 @@ class IndexStore:
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 self.lexical.save(tmp)
-                shutil.rmtree(lexical, ignore_errors=True)
+                _remove(lexical)
                 os.replace(tmp, lexical)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -462,7 +465,7 @@ class IndexStore:
         only a build, holding the build lock, may call this."""
         removed = []
         for leftover in self.dir.glob("*.tmp"):
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            _remove(leftover)
             removed.append(leftover.name)
         return removed
 
@@ -529,6 +532,14 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _fingerprint(path: Path) -> dict:

@@ -108,6 +108,8 @@ def test_index_that_is_a_file_is_refused(tmp_path, fresh):
     target.write_text("my notes")
     for args in (["stats"], ["ask", QUESTION], ["build", "--corpus", str(fresh.corpus_dir), "--quiet"]):
         said(rag(*args, "--index", str(target)), 2, "is a file, not an index folder")
+    # A folder below a file cannot be made: said, not a traceback.
+    said(rag("build", "--corpus", str(fresh.corpus_dir), "--index", str(target / "sub"), "--quiet"), 2, "Not a directory")
     assert target.read_text() == "my notes"
 
 
@@ -143,7 +145,20 @@ DAMAGE = {
     "bm25 file deleted": lambda index: next(bm25(index).glob("*.npy")).unlink(),
     "bm25 ids garbage": lambda index: (bm25(index) / "chunk_ids.json").write_text("[1, 2,"),
     "bm25 vocab scrambled": lambda index: scramble(bm25(index) / "vocab.index.json"),
+    "bm25 replaced by a file": lambda index: replace_with_file(bm25(index)),
+    "faiss replaced by a folder": lambda index: replace_with_folder(vectors(index)),
 }
+
+
+def replace_with_file(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+
+
+def replace_with_folder(file: Path) -> None:
+    file.unlink()
+    file.mkdir()
+    (file / "x").write_text("x")
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))

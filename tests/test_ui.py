@@ -400,7 +400,7 @@ def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):
     with socket.socket() as s:  # nothing was left listening
         assert s.connect_ex(("127.0.0.1", port)) != 0
     monkeypatch.setenv("RAG_AUTH", "nopassword")
-    assert serve(app[1], host="0.0.0.0", port=port) == 2
+    assert serve(Settings.from_env(index_dir=app[1].index_dir), host="0.0.0.0", port=port) == 2
     assert "user:password" in capsys.readouterr().err
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")

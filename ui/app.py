@@ -365,6 +365,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             except files.UploadRefused as err:
                 lines.append(f"- ✗ {render.esc_md(original)}: {render.esc_md(err)}")
                 continue
+            except OSError as err:  # a full disk, a corpus folder that cannot be written
+                lines.append(f"- ✗ {render.esc_md(original)}: could not be saved ({render.esc_md(err.strerror or err)})")
+                continue
             finally:
                 Path(path).unlink(missing_ok=True)  # Gradio's temporary copy: not kept in its cache
             lines.append(f"- ✓ {render.esc_md(saved.describe())} ({saved.size / 1000:.1f} kB)")

@@ -204,6 +204,18 @@ def test_no_html_entity_is_ever_shown_as_text(page):
     # The cite mark's tooltip holds the title with its apostrophe and ampersand as they are.
     titles = page.locator("#chat sup.cite-mark a").evaluate_all("links => links.map(a => a.title)")
     assert any("Amazon's spring sale & what's in it" in t for t in titles), titles
+    # Nor anywhere on the Articles tab (table, removal picker, stats).
+    open_tab(page, "Articles")
+    page.locator("#articles").get_by_text("Amazon's spring sale & what's in it").first.wait_for()
+    page.get_by_text("Remove an article").click()
+    pick = page.locator("#remove-pick input")
+    pick.click()
+    pick.fill("Amazon's")
+    option = page.get_by_role("option", name="Amazon's spring sale & what's in it", exact=False).first
+    option.click()
+    page.get_by_text("is a list file holding 1 article").wait_for()
+    body = page.locator("body").inner_text()
+    assert not ENTITY.search(body), f"the page shows an HTML entity as text: {ENTITY.search(body)[0]!r}"
 
 
 # ---------------------------------------------------------------------- security
@@ -254,6 +266,25 @@ def test_upload_name_cannot_escape_the_corpus(page, app, tmp_path):
     for p in corpus.iterdir():
         assert p.resolve().parent == corpus.resolve()
     (corpus / "evil.txt").unlink()
+
+
+def test_upload_on_a_full_disk_is_reported(page, app, monkeypatch):
+    import errno
+
+    from ui import files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "save_upload", full)
+    open_tab(page, "Articles")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files([{"name": "full.txt", "mimeType": "text/plain", "buffer": NEW_ARTICLE.encode()}])
+    status = page.locator("#status-line")
+    status.get_by_text("could not be saved").wait_for()
+    assert "full.txt" in status.inner_text() and "No space left on device" in status.inner_text()
+    assert not (Path(app[1].corpus_dir) / "full.txt").exists()
 
 
 def test_save_upload_sanitises_names(tmp_path):

@@ -90,7 +90,16 @@ def explain(err: BaseException, where: Path | str) -> StoreError | None:
     if isinstance(err, StoreError):
         return err
     text = str(err)
-    if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or "database or disk is full" in text:
+    if (
+        (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "database or disk is full" in text
+        # numpy reports a short write without an errno, SQLite a failed -shm file as an
+        # I/O error: a full disk, if it is one.
+        or (
+            ((isinstance(err, OSError) and err.errno is None) or "disk I/O error" in text)
+            and _free_bytes(Path(where)) < 1_000_000
+        )
+    ):
         return DiskFull(
             f"the disk holding {where} is full ({text}). Free some space and run `rag build` again; "
             "the index keeps its last complete state and the next build removes what this one left half-written."
@@ -104,6 +113,8 @@ def explain(err: BaseException, where: Path | str) -> StoreError | None:
         not isinstance(err, sqlite3.OperationalError) or any(phrase in text for phrase in damage)
     ):
         return IndexDamaged(f"the index database {Path(where) / DATABASE} is damaged ({text}). {REBUILD_HINT}")
+    if isinstance(err, sqlite3.Error):  # read-only file system, I/O error, ...
+        return StoreError(f"cannot use the index database in {where}/ ({text})")
     return None
 
 
@@ -532,6 +543,17 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def _free_bytes(path: Path) -> int:
+    """Free space on the file system holding `path` (or its nearest existing parent)."""
+    for folder in (path, *path.absolute().parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return 1 << 62
+    return 1 << 62
 
 
 def _remove(path: Path) -> None:

@@ -264,3 +264,46 @@ def test_disk_full_is_said_plainly_and_leftovers_go(fresh, embedder, monkeypatch
     store = IndexStore(fresh.index_dir)
     assert store.derived_problems() == []
     store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs: a real full disk (needs root and permission to mount, else skipped)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_really_full_disk(fresh, small_disk):
+    index = small_disk / "index"
+    shutil.copytree(fresh.index_dir, index)
+    (fresh.corpus_dir / "ports.txt").write_text(article_text("ports dredging", n=40))
+    filler = fill(small_disk)
+    args = ["build", "--index", str(index), "--corpus", str(fresh.corpus_dir), "--quiet"]
+    said(rag(*args), 2, "is full", "Free some space")
+    filler.unlink()
+    result = rag(*args)
+    said(result, 0)
+    assert "1 added" in result.stdout and not list(index.glob("*.tmp"))
+    stats = rag("stats", "--index", str(index))
+    assert "articles:   3" in stats.stdout and "health:     ok" in stats.stdout, stats.stdout + stats.stderr

@@ -193,8 +193,6 @@ def _stdin_question(line: bytes) -> str | None:
     text = line.decode("utf-8")  # strict: a wrong byte is reported, not guessed at
     if not text.strip():
         return None
-    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
-        raise validate.BadInput("binary data, not a question (control characters)")
     return validate.question(text)
 
 

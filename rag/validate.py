@@ -19,10 +19,29 @@ def question(text: object) -> str:
     whitespace, punctuation only): retrieval would return arbitrary sentences."""
     if not isinstance(text, str):
         raise BadInput("the question must be text")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # bytes that were not UTF-8 (argv, surrogateescape)
+        raise BadInput("the question is not valid UTF-8 text")
+    if any((ord(c) < 32 and c not in "\t\r\n") or c == "\x7f" for c in text):
+        raise BadInput("binary data, not a question (control characters)")
     tidy = " ".join(text.split())
     if not any(c.isalnum() for c in tidy):
         raise BadInput("the question is empty: write a question with at least one word")
     return tidy
+
+
+def history(turns: object) -> list[tuple[str, str]]:
+    """Earlier turns as [[question, answer], ...]; None or [] for none."""
+    if turns is None:
+        return []
+    allowed = "history must be a list of [question, answer] pairs of text"
+    if not isinstance(turns, (list, tuple)):
+        raise BadInput(allowed)
+    pairs = []
+    for turn in turns:
+        if not isinstance(turn, (list, tuple)) or len(turn) != 2 or not all(isinstance(x, str) for x in turn):
+            raise BadInput(f"{allowed} (got {str(turn)[:80]!r})")
+        pairs.append((turn[0], turn[1]))
+    return pairs
 
 
 def k(value: object, maximum: int) -> int:

@@ -98,6 +98,15 @@ def test_k_and_dates_are_checked(index, args, words):
     refused(rag("ask", "--index", str(index), *args, QUESTION), *words)
 
 
+def test_an_argument_that_is_not_utf8_is_refused(index):
+    # Linux hands bytes to argv; Python keeps undecodable ones as lone surrogates.
+    result = subprocess.run(
+        [sys.executable.encode(), b"-m", b"rag.cli", b"ask", b"--index", str(index).encode(), b"Caf\xe9 \xff?"],
+        capture_output=True, timeout=300,
+    )
+    refused(result, "not valid UTF-8")
+
+
 def test_valid_limits_still_answer(index):
     result = rag("ask", "--index", str(index), "--json", "--k", "1", "--from", "2017-02-09", "--to", "2017-02-09", QUESTION)
     assert result.returncode == 0, result.stderr.decode()

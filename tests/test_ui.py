@@ -409,6 +409,9 @@ def test_client_ask_returns_the_json_contract(app):
         ({"question": QUESTION, "date_to": "2017-13-45"}, "date_to must be a date written YYYY-MM-DD"),
         ({"question": QUESTION, "date_from": "notadate"}, "date_from must be a date"),
         ({"question": QUESTION, "date_from": "2018-01-01", "date_to": "2017-01-01"}, "is after"),
+        ({"question": "What\x00\x01 happened?"}, "control characters"),
+        ({"question": QUESTION, "history": [["only a question"]]}, "history must be a list of"),
+        ({"question": QUESTION, "history": "not a list"}, "history must be a list of"),
     ],
 )
 def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):

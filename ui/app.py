@@ -433,7 +433,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         k = _checked(validate.k, k, settings.max_k)
         filters = _filters(sources, date_from, date_to)
         pipeline.refresh()
-        turns = [Turn(str(q), str(a)) for q, a in (history or [])]
+        turns = [Turn(q, a) for q, a in _checked(validate.history, history)]
         return pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
 
     def api_stats() -> dict:

@@ -109,9 +109,9 @@ def explain(err: BaseException, where: Path | str) -> StoreError | None:
     if isinstance(err, sqlite3.OperationalError) and "locked" in text:
         return StoreError(f"the index in {where}/ is locked by another process ({text}); try again in a moment")
     damage = ("not a database", "malformed", "disk image", "no such table", "no such column")
-    if isinstance(err, sqlite3.DatabaseError) and (
-        not isinstance(err, sqlite3.OperationalError) or any(phrase in text for phrase in damage)
-    ):
+    # sqlite3 raises the bare DatabaseError for a file it cannot make sense of; its
+    # subclasses (integrity, programming errors) are something else.
+    if type(err) is sqlite3.DatabaseError or (isinstance(err, sqlite3.Error) and any(p in text for p in damage)):
         return IndexDamaged(f"the index database {Path(where) / DATABASE} is damaged ({text}). {REBUILD_HINT}")
     if isinstance(err, sqlite3.Error):  # read-only file system, I/O error, ...
         return StoreError(f"cannot use the index database in {where}/ ({text})")

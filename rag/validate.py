@@ -10,6 +10,11 @@ from datetime import date
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+def _shown(value: object) -> str:
+    """A value as a message quotes it: text in double quotes (no backslashes), cut short."""
+    return f'"{value[:80]}"' if isinstance(value, str) else repr(value)
+
+
 class BadInput(ValueError):
     """The request cannot be answered as given; the message says what is allowed."""
 
@@ -39,7 +44,7 @@ def history(turns: object) -> list[tuple[str, str]]:
     pairs = []
     for turn in turns:
         if not isinstance(turn, (list, tuple)) or len(turn) != 2 or not all(isinstance(x, str) for x in turn):
-            raise BadInput(f"{allowed} (got {str(turn)[:80]!r})")
+            raise BadInput(f"{allowed} (got {_shown(str(turn))})")
         pairs.append((turn[0], turn[1]))
     return pairs
 
@@ -48,13 +53,13 @@ def k(value: object, maximum: int) -> int:
     """A passage count from 1 to `maximum`."""
     allowed = f"k must be a whole number from 1 to {maximum}"
     if isinstance(value, bool):
-        raise BadInput(f"{allowed} (got {value!r})")
+        raise BadInput(f"{allowed} (got {_shown(value)})")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         value = int(value)
     if not isinstance(value, int) or not 1 <= value <= maximum:
-        raise BadInput(f"{allowed} (got {value!r})")
+        raise BadInput(f"{allowed} (got {_shown(value)})")
     return value
 
 
@@ -69,7 +74,7 @@ def day(value: object, name: str) -> str:
             return text
         except ValueError:
             pass
-    raise BadInput(f"{name} must be a date written YYYY-MM-DD, such as 2017-02-09 (got {text!r})")
+    raise BadInput(f"{name} must be a date written YYYY-MM-DD, such as 2017-02-09 (got {_shown(text)})")
 
 
 def date_range(date_from: object, date_to: object, names: tuple[str, str] = ("from", "to")) -> tuple[str, str]:

@@ -247,9 +247,11 @@ def _report_md(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _filters(sources: list[str] | None, date_from: str, date_to: str) -> Filters | None:
+def _filters(
+    sources: list[str] | None, date_from: str, date_to: str, names: tuple[str, str] = ("date_from", "date_to")
+) -> Filters | None:
     try:
-        date_from, date_to = validate.date_range(date_from, date_to, ("date_from", "date_to"))
+        date_from, date_to = validate.date_range(date_from, date_to, names)
     except validate.BadInput as err:
         raise gr.Error(str(err)) from None
     filters = Filters(tuple(sources or ()), date_from, date_to)
@@ -310,7 +312,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             return
         question = _checked(validate.question, question)
         k = _checked(validate.k, k, min(settings.max_k, 30))
-        filters = _filters(sources, date_from, date_to)
+        filters = _filters(sources, date_from, date_to, ("From date", "To date"))
         pipeline.refresh()  # picks up a build made from the command line meanwhile
         history = [Turn(q, a) for q, a in turns]
         chat.append({"role": "user", "content": render.user_html(question)})

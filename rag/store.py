@@ -12,8 +12,11 @@ the stored embeddings on open. FAISS ids are chunk ids.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -61,8 +64,61 @@ CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 """
 
 
+# Written into the database header (PRAGMA application_id), so that a file of the
+# same name made by another program is told apart from an index ("RAGN").
+APPLICATION_ID = 0x5241474E
+TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) | {"sqlite_sequence"}
+REBUILD_HINT = "Run `rag build --full` to rebuild it from the corpus folder."
+
+
 class StoreError(Exception):
     """Base for index problems the user can act on."""
+
+
+class IndexDamaged(StoreError):
+    """The database cannot be read: `rag build --full` starts it afresh from the corpus."""
+
+
+class NotAnIndex(StoreError):
+    """The path holds something else (a file, another program's database): never written to."""
+
+
+class DiskFull(StoreError):
+    """A write failed for lack of space; nothing half-written is kept."""
+
+
+def explain(err: BaseException, where: Path | str) -> StoreError | None:
+    """What an OS or SQLite error means for the index in `where`, as a StoreError
+    with a message the user can act on; None when it is none of the known cases."""
+    if isinstance(err, StoreError):
+        return err
+    text = str(err)
+    if (
+        (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "database or disk is full" in text
+        # numpy reports a short write without an errno, SQLite a failed -shm file as an
+        # I/O error: a full disk, if it is one.
+        or (
+            ((isinstance(err, OSError) and err.errno is None) or "disk I/O error" in text)
+            and _free_bytes(Path(where)) < 1_000_000
+        )
+    ):
+        return DiskFull(
+            f"the disk holding {where} is full ({text}). Free some space and run `rag build` again; "
+            "the index keeps its last complete state and the next build removes what this one left half-written."
+        )
+    if isinstance(err, OSError):  # a path that is a file, not writable, ...
+        return StoreError(f"cannot use {err.filename or where}: {err.strerror or text}")
+    if isinstance(err, sqlite3.OperationalError) and "locked" in text:
+        return StoreError(f"the index in {where}/ is locked by another process ({text}); try again in a moment")
+    damage = ("not a database", "malformed", "disk image", "no such table", "no such column")
+    # sqlite3 raises the bare DatabaseError for a file it cannot make sense of; its
+    # subclasses (integrity, programming errors) are something else.
+    if type(err) is sqlite3.DatabaseError or (isinstance(err, sqlite3.Error) and any(p in text for p in damage)):
+        return IndexDamaged(f"the index database {Path(where) / DATABASE} is damaged ({text}). {REBUILD_HINT}")
+    if isinstance(err, sqlite3.Error):  # read-only file system, I/O error, ...
+        return StoreError(f"cannot use the index database in {where}/ ({text})")
+    return None
 
 
 class IndexMismatch(StoreError):
@@ -108,25 +164,61 @@ class IndexStore:
         transaction, kept open until the store is closed)."""
         self.dir = Path(index_dir)
         path = self.dir / DATABASE
+        if self.dir.exists() and not self.dir.is_dir():
+            raise NotAnIndex(f"{self.dir} is a file, not an index folder: give --index a folder (it is created if missing)")
+        if path.exists() and not path.is_file():
+            raise NotAnIndex(f"{path} is not a file: {self.dir}/ is not an index folder")
         if not path.exists() and not create:
             raise IndexMissing(f"no index in {self.dir}/: run `rag build` first")
         self.dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are begun and committed explicitly.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        if create:
-            self.db.executescript(SCHEMA)
+        try:
+            self._check_ours(path)  # before any pragma: another program's file is left untouched
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self.db.executescript(SCHEMA)
+                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            if snapshot:
+                self.db.execute("BEGIN")
+                self.db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read starts the snapshot
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise explain(err, self.dir) or err from None
+        except StoreError:
+            self.db.close()
+            raise
         # One connection serves every thread (a snapshot must be one connection's);
         # statements on it take turns, each one short.
         self._lock = threading.RLock()
-        if snapshot:
-            self.db.execute("BEGIN")
-            self.db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read starts the snapshot
         self._vectors: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
+        self.problems: list[str] = []
+        """Damaged derived files found while loading (they were rebuilt in memory)."""
+
+    def _check_ours(self, path: Path) -> None:
+        """Raise NotAnIndex unless the database is empty or an index of ours."""
+        if self.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+            return
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # An index written before the application id was recorded has only our tables.
+        if tables <= TABLES and self.db.execute("PRAGMA application_id").fetchone()[0] == 0:
+            return
+        raise NotAnIndex(
+            f"{path} is not a rag-news index (it holds tables {', '.join(sorted(tables)) or 'none'}); "
+            "it was left untouched. Give --index an empty folder or an index folder."
+        )
+
+    def quick_check(self) -> str | None:
+        """None when SQLite finds the database sound, else what it found."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as err:
+            return str(err)
+        return None if rows == ["ok"] else "; ".join(rows)
 
     def close(self) -> None:
         self.db.close()
@@ -284,14 +376,63 @@ class IndexStore:
 
     @property
     def vectors(self) -> faiss.Index:
-        """FAISS index matching the database: loaded from its file, else rebuilt from SQLite."""
+        """FAISS index matching the database: loaded from its file, else (missing or
+        damaged) rebuilt from SQLite."""
         if self._vectors is None:
             path = self._vectors_path(self.generation)
-            if path.exists():
-                self._vectors = faiss.read_index(str(path))
-            else:
-                self._vectors = self._rebuild_vectors()
+            loaded = self._load_derived(path, lambda p: faiss.read_index(str(p)), lambda index: index.ntotal)
+            self._vectors = loaded if loaded is not None else self._rebuild_vectors()
         return self._vectors
+
+    def _load_derived(self, path: Path, load, size):
+        """The derived file or folder at `path`, or None when it is missing or damaged
+        (checksum recorded at write, or it fails to load, or does not hold one entry
+        per chunk); damage is noted in `problems`."""
+        if not path.exists():
+            return None
+        problem = self._damage(path)
+        if problem is None:
+            try:
+                loaded = load(path)
+                chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+                if size(loaded) == chunks:
+                    return loaded
+                problem = f"holds {size(loaded)} entries for {chunks} chunks"
+            except Exception as err:  # any parse failure of a damaged file
+                problem = f"cannot be read ({type(err).__name__}: {str(err)[:120]})"
+        self.problems.append(
+            f"{path.name} is damaged ({problem}): rebuilt from the database in memory; `rag build` rewrites it"
+        )
+        return None
+
+    def _damage(self, path: Path) -> str | None:
+        """How `path` differs from the size and SHA-256 recorded when it was written
+        (None if it matches, or if nothing was recorded: an index from before records)."""
+        expected = self._records().get(path.name)
+        if expected is None:
+            return None
+        actual = _fingerprint(path)
+        if actual == expected:
+            return None
+        if actual["bytes"] != expected["bytes"]:
+            return f"{actual['bytes']} bytes, {expected['bytes']} written"
+        return "checksum differs from the one recorded at write"
+
+    def _records(self) -> dict:
+        try:
+            return json.loads(self.meta("derived", "{}"))
+        except ValueError:
+            return {}
+
+    def derived_problems(self) -> list[str]:
+        """Derived files of the current generation that are missing or damaged (for `rag stats`)."""
+        problems = []
+        for path in (self._vectors_path(self.generation), self._lexical_path(self.generation)):
+            if not path.exists():
+                problems.append(f"{path.name} is missing (rebuilt from the database when loaded; `rag build` writes it)")
+            elif (problem := self._damage(path)) is not None:
+                problems.append(f"{path.name} is damaged ({problem}); `rag build` rewrites it")
+        return problems
 
     def _rebuild_vectors(self) -> faiss.Index:
         manifest = self.manifest or {}
@@ -310,8 +451,9 @@ class IndexStore:
         """BM25 over title, outlet and text of every chunk: loaded, or rebuilt from SQLite."""
         if self._lexical is None:
             path = self._lexical_path(self.generation)
-            if (path / "chunk_ids.json").exists():
-                self._lexical = LexicalIndex.load(path)
+            loaded = self._load_derived(path, LexicalIndex.load, lambda index: len(index.ids))
+            if loaded is not None:
+                self._lexical = loaded
             else:
                 rows = self.query(
                     "SELECT c.id, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
@@ -323,26 +465,68 @@ class IndexStore:
     def _lexical_path(self, generation: int) -> Path:
         return self.dir / f"bm25-{generation}"
 
-    def save_derived(self) -> None:
+    def save_derived(self) -> list[str]:
         """Write the FAISS file and the BM25 folder for the current generation
-        (each atomically, by rename) and drop those of older generations."""
+        (each atomically, by rename; missing or damaged ones are written anew), record
+        their sizes and checksums, and drop those of older generations. Returns the
+        names of damaged files it replaced."""
         generation = self.generation
+        records = self._records()
+        repaired = []
         vectors = self._vectors_path(generation)
-        if not vectors.exists():
+        if self._needs_writing(vectors, records, repaired):
             tmp = vectors.with_suffix(".tmp")
-            faiss.write_index(self.vectors, str(tmp))
-            _fsync(tmp)
-            os.replace(tmp, vectors)
+            _remove(vectors)  # damaged, possibly not even a file
+            try:
+                data = faiss.serialize_index(self.vectors)
+                with open(tmp, "wb") as handle:
+                    handle.write(memoryview(data))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, vectors)
+            finally:
+                tmp.unlink(missing_ok=True)
+            records[vectors.name] = _fingerprint(vectors)
         lexical = self._lexical_path(generation)
-        if not lexical.exists():
+        if self._needs_writing(lexical, records, repaired):
             self._lexical = None  # chunks changed since it was loaded
             tmp = lexical.with_name(lexical.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            self.lexical.save(tmp)
-            os.replace(tmp, lexical)
+            try:
+                self.lexical.save(tmp)
+                _remove(lexical)
+                os.replace(tmp, lexical)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            records[lexical.name] = _fingerprint(lexical)
+        records = {name: records[name] for name in (vectors.name, lexical.name)}
+        if records != self._records():
+            self.begin()
+            self.set_meta("derived", json.dumps(records, sort_keys=True))
+            self.commit(changed=False)
         for old in [*self.dir.glob("vectors-*.faiss"), *self.dir.glob("bm25-*")]:
             if old not in (vectors, lexical):
                 shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+        return repaired
+
+    def _needs_writing(self, path: Path, records: dict, repaired: list[str]) -> bool:
+        """True when `path` is missing, damaged (then its name goes to `repaired`) or
+        has no recorded checksum yet (an index from before they were recorded)."""
+        if not path.exists() or path.name not in records:
+            return True
+        if self._damage(path) is not None:
+            repaired.append(path.name)
+            return True
+        return False
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete what a failed or killed write left behind (`*.tmp` files and folders);
+        only a build, holding the build lock, may call this."""
+        removed = []
+        for leftover in self.dir.glob("*.tmp"):
+            _remove(leftover)
+            removed.append(leftover.name)
+        return removed
 
     def write_manifest(self) -> None:
         """Readable copy of the manifest next to the database."""
@@ -433,6 +617,34 @@ class IndexStore:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+def _free_bytes(path: Path) -> int:
+    """Free space on the file system holding `path` (or its nearest existing parent)."""
+    for folder in (path, *path.absolute().parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return 1 << 62
+    return 1 << 62
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fingerprint(path: Path) -> dict:
+    """Size and SHA-256 of a file, or of a folder's files (names included)."""
+    digest = hashlib.sha256()
+    size = 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if path.is_dir() else b"")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    return {"bytes": size, "sha256": digest.hexdigest()}

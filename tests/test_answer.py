@@ -200,8 +200,9 @@ def test_cli_text_json_and_jsonl(pipeline):
     assert set(data) >= {"question", "answer", "abstained", "citations", "passages"}
     assert data["question"] == QUESTION and data["abstained"] is False
     assert set(data["citations"][0]) >= {
-        "n", "sentence", "article_id", "title", "source", "published", "url", "path", "start", "end", "score"
+        "n", "sentence", "article_id", "title", "source", "published", "url", "file", "start", "end", "score"
     }
+    assert "path" not in data["citations"][0]  # gradio_client would take the dict for a file
     assert len(data["passages"]) == 3
     assert set(data["passages"][0]) >= {"chunk_id", "article_id", "title", "text", "score"}
 

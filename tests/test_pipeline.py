@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLE, article_text
+
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.settings import Settings

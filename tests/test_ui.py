@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -45,6 +46,19 @@ XSS_ARTICLE = {
     ),
 }
 
+# Apostrophes, quotes and an ampersand: the chat must show them as they are.
+QUOTES_ARTICLE = {
+    "title": "Amazon's spring sale & what's in it",
+    "source": "Retail Wire",
+    "published_at": "2021-03-15",
+    "body": (
+        "Amazon's spring sale includes the company's Kindle readers & Echo speakers at \"half price\", "
+        "the retailer's spokeswoman said on Monday.\n\n"
+        "Shoppers who don't have a Prime membership can't see every deal, according to the company's site."
+    ),
+}
+ENTITY = re.compile(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", re.IGNORECASE)
+
 NEW_ARTICLE = """Title: Port Ellery lighthouse reopens after restoration
 Source: Ellery Gazette
 Date: 2021-05-04
@@ -73,9 +87,10 @@ def app(tmp_path_factory, embedder):
     corpus.mkdir()
     shutil.copy(SAMPLE, corpus / SAMPLE.name)
     (corpus / "glass.json").write_text(json.dumps(XSS_ARTICLE), encoding="utf-8")
+    (corpus / "sale.json").write_text(json.dumps(QUOTES_ARTICLE), encoding="utf-8")
     settings = Settings(corpus_dir=corpus, index_dir=root / "index")
     report = Builder(settings, embedder=embedder)()
-    assert report.added == 2, report.summary()
+    assert report.added == 3, report.summary()
     pipeline = Pipeline(settings, embedder=embedder)
     demo = build_app(settings, pipeline)
     port = free_port()
@@ -176,6 +191,33 @@ def test_abstention_is_shown_as_such(page):
     assert page.locator("#sources .src-card").count() >= 1
 
 
+def test_no_html_entity_is_ever_shown_as_text(page):
+    question = "What's in Amazon's sale? Kindle & \"Echo\" <deals>"
+    ask(page, question)
+    user = page.locator('#chat [data-testid="user"]').last.inner_text()
+    bot = page.locator('#chat [data-testid="bot"]').last.inner_text()
+    assert question in user
+    assert "Amazon's spring sale includes the company's Kindle readers & Echo speakers at \"half price\"" in bot
+    for where in ("#chat", "#sources"):
+        text = page.locator(where).inner_text()
+        assert not ENTITY.search(text), f"{where} shows an HTML entity as text: {ENTITY.search(text)[0]!r}"
+    # The cite mark's tooltip holds the title with its apostrophe and ampersand as they are.
+    titles = page.locator("#chat sup.cite-mark a").evaluate_all("links => links.map(a => a.title)")
+    assert any("Amazon's spring sale & what's in it" in t for t in titles), titles
+    # Nor anywhere on the Articles tab (table, removal picker, stats).
+    open_tab(page, "Articles")
+    page.locator("#articles").get_by_text("Amazon's spring sale & what's in it").first.wait_for()
+    page.get_by_text("Remove an article").click()
+    pick = page.locator("#remove-pick input")
+    pick.click()
+    pick.fill("Amazon's")
+    option = page.get_by_role("option", name="Amazon's spring sale & what's in it", exact=False).first
+    option.click()
+    page.get_by_text("is a list file holding 1 article").wait_for()
+    body = page.locator("body").inner_text()
+    assert not ENTITY.search(body), f"the page shows an HTML entity as text: {ENTITY.search(body)[0]!r}"
+
+
 # ---------------------------------------------------------------------- security
 
 
@@ -211,11 +253,38 @@ def test_upload_name_cannot_escape_the_corpus(page, app, tmp_path):
     )
     page.locator("#status-line").get_by_text("evil.txt").wait_for()
     assert (corpus / "evil.txt").is_file()
+    # A name in another script is kept as it is.
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files([{"name": "新闻一.txt", "mimeType": "text/plain", "buffer": NEW_ARTICLE.encode()}])
+    page.locator("#status-line").get_by_text("新闻一.txt").wait_for()
+    assert "unsupported" not in page.locator("#status-line").inner_text()
+    assert (corpus / "新闻一.txt").read_text(encoding="utf-8") == NEW_ARTICLE
+    (corpus / "新闻一.txt").unlink()
     assert {p.name for p in corpus.parent.iterdir()} == before
     assert not (corpus.parent.parent / "evil.txt").exists()
     for p in corpus.iterdir():
         assert p.resolve().parent == corpus.resolve()
     (corpus / "evil.txt").unlink()
+
+
+def test_upload_on_a_full_disk_is_reported(page, app, monkeypatch):
+    import errno
+
+    from ui import files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "save_upload", full)
+    open_tab(page, "Articles")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files([{"name": "full.txt", "mimeType": "text/plain", "buffer": NEW_ARTICLE.encode()}])
+    status = page.locator("#status-line")
+    status.get_by_text("could not be saved").wait_for()
+    assert "full.txt" in status.inner_text() and "No space left on device" in status.inner_text()
+    assert not (Path(app[1].corpus_dir) / "full.txt").exists()
 
 
 def test_save_upload_sanitises_names(tmp_path):
@@ -224,7 +293,7 @@ def test_save_upload_sanitises_names(tmp_path):
     assert safe_name("../../evil.txt") == "evil.txt"
     assert safe_name("..\\..\\windows\\evil.md") == "evil.md"
     assert safe_name(".hidden.TXT") == "hidden.txt"
-    assert safe_name("a b<script>.json") == "a-b-script.json"
+    assert safe_name("a b<script>.json") == "a b-script.json"
     assert safe_name("/etc/passwd.txt") == "passwd.txt"
     for bad in ("evil.exe", "evil", "../../", "x.txt.sh"):
         with pytest.raises(UploadRefused):
@@ -311,9 +380,8 @@ def test_client_ask_returns_the_json_contract(app):
     from gradio_client import Client
 
     url, _, pipeline = app
-    # download_files=False: citations carry a "path" key, which gradio_client would
-    # otherwise take for a file to download.
-    client = Client(url, verbose=False, download_files=False)
+    # The client's defaults (download_files=True): no dict in a reply may look like a file.
+    client = Client(url, verbose=False)
     assert {"/ask", "/stats", "/articles", "/rebuild"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     got = client.predict(QUESTION, api_name="/ask")
     assert got == pipeline.ask(QUESTION).to_dict()
@@ -325,6 +393,34 @@ def test_client_ask_returns_the_json_contract(app):
     assert not follow["abstained"] and len(follow["passages"]) <= 5
     stats = client.predict(api_name="/stats")
     assert stats["articles"] >= 2 and "Iran Press TV" in stats["outlets"]
+    articles = client.predict(api_name="/articles")
+    assert {a["file"] for a in articles} >= {SAMPLE.name, "glass.json"}
+    assert all("path" not in a for a in articles)
+    assert client.predict("glassblowers", api_name="/articles")[0]["file"] == "glass.json"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"question": "   "}, "the question is empty"),
+        ({"question": "?"}, "the question is empty"),
+        ({"question": QUESTION, "k": 0}, "k must be a whole number from 1 to 100"),
+        ({"question": QUESTION, "k": -3}, "from 1 to 100"),
+        ({"question": QUESTION, "date_to": "2017-13-45"}, "date_to must be a date written YYYY-MM-DD"),
+        ({"question": QUESTION, "date_from": "notadate"}, "date_from must be a date"),
+        ({"question": QUESTION, "date_from": "2018-01-01", "date_to": "2017-01-01"}, "is after"),
+        ({"question": "What\x00\x01 happened?"}, "control characters"),
+        ({"question": QUESTION, "history": [["only a question"]]}, "history must be a list of"),
+        ({"question": QUESTION, "history": "not a list"}, "history must be a list of"),
+    ],
+)
+def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(app[0], verbose=False)
+    with pytest.raises(AppError, match=words):
+        client.predict(**kwargs, api_name="/ask")
 
 
 def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):
@@ -338,7 +434,7 @@ def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):
     with socket.socket() as s:  # nothing was left listening
         assert s.connect_ex(("127.0.0.1", port)) != 0
     monkeypatch.setenv("RAG_AUTH", "nopassword")
-    assert serve(app[1], host="0.0.0.0", port=port) == 2
+    assert serve(Settings.from_env(index_dir=app[1].index_dir), host="0.0.0.0", port=port) == 2
     assert "user:password" in capsys.readouterr().err
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")

@@ -10,7 +10,6 @@ API endpoints (gradio_client; see docs/ui.md): /ask, /stats, /articles, /rebuild
 from __future__ import annotations
 
 import ipaddress
-import os
 import sqlite3
 import sys
 import threading
@@ -19,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
+from rag import validate
 from rag.answer import Turn
 from rag.build import BuildBusy, Builder
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
 from rag.settings import Settings
-from ui import files, render
+from rag.store import StoreError, explain
+from ui import files, guard, render
 from ui.style import CSS, HEAD, THEME
 
 TITLE = "News Q&A"
@@ -50,8 +52,18 @@ class NewsApp(gr.Blocks):
     upload size limit (Gradio 6 takes those in launch(), not in Blocks())."""
 
     settings: Settings
+    allow_changes: bool = True
 
     def launch(self, *args, **kwargs):  # type: ignore[override]
+        s = self.settings
+        # Refused before Gradio sees them: repeated failed logins, uploads when changes are off.
+        app_kwargs = dict(kwargs.get("app_kwargs") or {})
+        app_kwargs["middleware"] = [
+            *app_kwargs.get("middleware", []),
+            Middleware(guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay),
+            Middleware(guard.UploadGate, allowed=self.allow_changes),
+        ]
+        kwargs["app_kwargs"] = app_kwargs
         kwargs.setdefault("theme", THEME)
         kwargs.setdefault("css", CSS)
         kwargs.setdefault("head", HEAD)
@@ -74,7 +86,7 @@ class IndexControl:
         if not self.allow_changes:
             raise gr.Error(
                 "Index changes are disabled: this server listens on a public address without a password. "
-                "Restart it with --auth user:password (or RAG_AUTH) to enable uploads and rebuilds."
+                "Restart it with a password (RAG_AUTH or --auth-file) to enable uploads and rebuilds."
             )
 
     # -------------------------------------------------------------- reading
@@ -126,13 +138,18 @@ class IndexControl:
                 report = Builder(self.settings, embedder=self.pipeline.embedder, progress=report_progress)()
             except BuildBusy as err:
                 raise gr.Error(str(err)) from None
+            except (StoreError, OSError, sqlite3.Error) as err:
+                known = explain(err, self.settings.index_dir)  # a full disk, a damaged database
+                if known is None:
+                    raise
+                raise gr.Error(str(known)) from None
             refreshed = self.pipeline.refresh()
             out = {
                 "added": report.added,
                 "updated": report.updated,
                 "removed": report.removed,
                 "unchanged": report.unchanged,
-                "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                "skipped": [{"file": s.path, "reason": s.reason} for s in report.skipped],
                 "chunks_embedded": report.chunks_embedded,
                 "chunks_total": report.chunks_total,
                 "seconds": round(report.seconds, 2),
@@ -147,17 +164,27 @@ class IndexControl:
 def _report_md(report: dict) -> str:
     lines = [f"**Rebuilt.** {render.esc_md(report['summary'])}"]
     for s in report["skipped"][:20]:
-        lines.append(f"- skipped {render.esc_md(s['path'])}: {render.esc_md(s['reason'])}")
+        lines.append(f"- skipped {render.esc_md(s['file'])}: {render.esc_md(s['reason'])}")
     return "\n".join(lines)
 
 
-def _filters(sources: list[str] | None, date_from: str, date_to: str) -> Filters | None:
-    date_from, date_to = (date_from or "").strip(), (date_to or "").strip()
-    for value in (date_from, date_to):
-        if value and not render.DATE.match(value):
-            raise gr.Error(f"Dates are written YYYY-MM-DD (got {value!r}).")
+def _filters(
+    sources: list[str] | None, date_from: str, date_to: str, names: tuple[str, str] = ("date_from", "date_to")
+) -> Filters | None:
+    try:
+        date_from, date_to = validate.date_range(date_from, date_to, names)
+    except validate.BadInput as err:
+        raise gr.Error(str(err)) from None
     filters = Filters(tuple(sources or ()), date_from, date_to)
     return filters or None
+
+
+def _checked(check, *args):
+    """validate.<check>(*args), its BadInput shown to the user as a gr.Error."""
+    try:
+        return check(*args)
+    except validate.BadInput as err:
+        raise gr.Error(str(err)) from None
 
 
 def _table(articles: list[dict], query: str = "") -> list[list[Any]]:
@@ -168,6 +195,13 @@ def _table(articles: list[dict], query: str = "") -> list[list[Any]]:
         if all(w in haystack for w in words):
             rows.append([a["title"] or "", a["source"] or "", render.day(a["published"]), a["chunks"], a["path"]])
     return rows
+
+
+def _api_article(article: dict) -> dict:
+    """An article as /articles returns it: its `path` is called `file`, because
+    gradio_client (with its default download_files=True) takes any dict with a
+    `path` key for a file to download, and fails."""
+    return {("file" if key == "path" else key): value for key, value in article.items()}
 
 
 def _article_choices(articles: list[dict]) -> list[tuple[str, str]]:
@@ -192,13 +226,14 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     def ask(
         question: str, chat: list, turns: list, sources: list[str], date_from: str, date_to: str, k: float, use_llm: bool = False
     ):
-        question = " ".join((question or "").split())
         chat = list(chat or [])
         turns = list(turns or [])
-        if not question:
-            yield chat, turns, gr.skip(), ""
+        if not any(c.isalnum() for c in question or ""):
+            yield chat, turns, gr.skip(), gr.skip()  # nothing asked: keep what was typed
             return
-        filters = _filters(sources, date_from, date_to)
+        question = _checked(validate.question, question)
+        k = _checked(validate.k, k, min(settings.max_k, 30))
+        filters = _filters(sources, date_from, date_to, ("From date", "To date"))
         pipeline.refresh()  # picks up a build made from the command line meanwhile
         history = [Turn(q, a) for q, a in turns]
         chat.append({"role": "user", "content": render.user_html(question)})
@@ -206,7 +241,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         yield chat, turns, gr.skip(), ""
         if use_llm:
             text = ""
-            for piece in pipeline.stream(question, history=history, k=int(k or 10), filters=filters):
+            for piece in pipeline.stream(question, history=history, k=k, filters=filters):
                 if isinstance(piece, str):
                     text += piece
                     chat[-1] = {"role": "assistant", "content": render.streaming_html(text)}
@@ -214,7 +249,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                 else:
                     answer = piece
         else:
-            answer = pipeline.ask(question, history=history, k=int(k or 10), filters=filters)
+            answer = pipeline.ask(question, history=history, k=k, filters=filters)
         panel = render.sources_html(answer, control.article_text)
         turns.append([question, answer.text])
         steps = range(1, len(answer.citations) + 1) if not answer.abstained and answer.mode != "llm" else [None]
@@ -253,8 +288,12 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             except files.UploadRefused as err:
                 lines.append(f"- ✗ {render.esc_md(original)}: {render.esc_md(err)}")
                 continue
-            verb = "replaced" if saved.replaced else "saved"
-            lines.append(f"- ✓ {verb} **{render.esc_md(saved.name)}** ({saved.size / 1000:.1f} kB)")
+            except OSError as err:  # a full disk, a corpus folder that cannot be written
+                lines.append(f"- ✗ {render.esc_md(original)}: could not be saved ({render.esc_md(err.strerror or err)})")
+                continue
+            finally:
+                Path(path).unlink(missing_ok=True)  # Gradio's temporary copy: not kept in its cache
+            lines.append(f"- ✓ {render.esc_md(saved.describe())} ({saved.size / 1000:.1f} kB)")
         lines.append("\nClick **Rebuild index** to make the new articles answerable.")
         return "\n".join(lines), None
 
@@ -313,10 +352,12 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         abstained, citations, passages. `history` is [[question, answer], ...] of
         earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
         RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
+        question = _checked(validate.question, question)
+        k = _checked(validate.k, k, settings.max_k)
         filters = _filters(sources, date_from, date_to)
         pipeline.refresh()
-        turns = [Turn(str(q), str(a)) for q, a in (history or [])]
-        return pipeline.ask(question, history=turns, k=int(k), filters=filters, llm=bool(llm)).to_dict()
+        turns = [Turn(q, a) for q, a in _checked(validate.history, history)]
+        return pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
 
     def api_stats() -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""
@@ -329,7 +370,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         pipeline.refresh()
         words = (query or "").lower().split()
         return [
-            a
+            _api_article(a)
             for a in control.articles()
             if all(w in " ".join(str(v or "") for v in a.values()).lower() for w in words)
         ]
@@ -341,8 +382,11 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     # ------------------------------------------------------------------ layout
 
     articles0 = control.articles()
-    with NewsApp(title=TITLE, fill_width=False) as demo:
+    # Gradio's copies of uploads are deleted after upload_cache_s (checked every 10 minutes at most).
+    cache = (min(600, settings.upload_cache_s), settings.upload_cache_s)
+    with NewsApp(title=TITLE, fill_width=False, delete_cache=cache) as demo:
         demo.settings = settings
+        demo.allow_changes = allow_changes
         gr.HTML(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
@@ -500,6 +544,23 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def login_of(settings: Settings) -> tuple[str, str] | None:
+    """(user, password) from `settings.auth_file` (its first line), else `settings.auth`;
+    None when neither is set. Raises ValueError with a message when unusable."""
+    if settings.auth_file is None:
+        return parse_auth(settings.auth)
+    path = Path(settings.auth_file)
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the auth file {path}: {err}") from None
+    if not lines:
+        raise ValueError(f"the auth file {path} is empty; write user:password on its first line")
+    if path.stat().st_mode & 0o077:
+        print(f"rag serve: note: {path} can be read by other users; `chmod 600 {path}`", file=sys.stderr)
+    return parse_auth(lines[0])
+
+
 def parse_auth(auth: str | None) -> tuple[str, str] | None:
     if not auth:
         return None
@@ -517,10 +578,10 @@ def serve(
     insecure: bool = False,
 ) -> int:
     """Run the UI until interrupted; the exit code. On a non-loopback address a
-    password (--auth user:pass or RAG_AUTH) is required, unless `insecure` (then
+    password (RAG_AUTH, --auth-file, or `auth`) is required, unless `insecure` (then
     uploads, removals and rebuilds are turned off)."""
     try:
-        credentials = parse_auth(auth or os.environ.get("RAG_AUTH"))
+        credentials = parse_auth(auth) if auth else login_of(settings)
     except ValueError as err:
         print(f"rag serve: {err}", file=sys.stderr)
         return 2
@@ -528,18 +589,21 @@ def serve(
     if not loopback and credentials is None and not insecure:
         print(
             f"rag serve: refusing to listen on {host} without a password: anyone who can reach it could read "
-            "your articles and change the index. Use --auth user:password (or set RAG_AUTH=user:password), "
+            "your articles and change the index. Set RAG_AUTH=user:password or use --auth-file FILE, "
             "bind 127.0.0.1, or pass --insecure to serve read-only without one.",
             file=sys.stderr,
         )
         return 2
-    from rag.store import StoreError
-
     try:
         pipeline = Pipeline(settings)
-    except StoreError as err:
-        print(f"rag serve: {err}", file=sys.stderr)
+    except (StoreError, OSError, sqlite3.Error) as err:
+        known = explain(err, settings.index_dir)
+        if known is None:
+            raise
+        print(f"rag serve: {known}", file=sys.stderr)
         return 2
+    for problem in pipeline.store.problems:
+        print(f"rag serve: note: {problem}", file=sys.stderr)
     demo = build_app(settings, pipeline, allow_changes=loopback or credentials is not None)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     print(f"rag serve: chat UI on http://{shown}:{port}" + (" (login required)" if credentials else ""), flush=True)

@@ -20,9 +20,12 @@ from rag.retrieve import Hit
 CONTEXT_CHARS = 300
 """Characters shown either side of a cited sentence when its paragraph is long."""
 
-# Markdown syntax characters, written as numeric character references so that the
-# chatbot's Markdown renderer shows them as they are.
+# HTML's special characters and Markdown's syntax characters, each written as one
+# character reference in a single pass: escaping HTML first and Markdown second
+# would escape the `#` of `&#x27;` again, and the chat would show the entity itself.
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 _MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-!|~$"}
+_MARKDOWN_AND_HTML = str.maketrans({**_MARKDOWN, **_HTML})
 
 
 def esc(text: object) -> str:
@@ -32,7 +35,7 @@ def esc(text: object) -> str:
 
 def esc_md(text: object) -> str:
     """Escape for a place that renders Markdown and HTML (chat messages, gr.Markdown)."""
-    return "".join(_MARKDOWN.get(c, c) for c in esc(text))
+    return str(text or "").translate(_MARKDOWN_AND_HTML)
 
 
 def safe_url(url: str) -> str | None:

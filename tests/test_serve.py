@@ -1,0 +1,171 @@
+"""`rag serve` exposure: the password never on the command line, failed logins
+throttled per client, no anonymous uploads with --insecure, Gradio's upload cache
+cleaned."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import httpx
+import pytest
+from conftest import SAMPLE
+
+from rag.build import Builder
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+PASSWORD = "correct-horse-battery"
+QUESTION = "Why did Russia-Turkey ties sour?"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, embedder) -> Settings:
+    root = tmp_path_factory.mktemp("serve")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    Builder(settings, embedder=embedder)()
+    return settings
+
+
+def wait_for(url: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"rag serve exited: {process.stderr.read().decode()}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer")
+
+
+def login(url: str, password: str) -> httpx.Response:
+    return httpx.post(url + "login", data={"username": "ann", "password": password}, timeout=30)
+
+
+def test_password_from_a_file_stays_off_the_command_line_and_guessing_is_throttled(built, tmp_path):
+    auth = tmp_path / "auth"
+    auth.write_text(f"ann:{PASSWORD}\n")
+    auth.chmod(0o600)
+    port = free_port()
+    env = {**os.environ, "RAG_LOGIN_FREE_ATTEMPTS": "5", "RAG_LOGIN_DELAY": "0.5"}
+    env.pop("RAG_AUTH", None)
+    args = ["serve", "--index", str(built.index_dir), "--corpus", str(built.corpus_dir), "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", *args, "--auth-file", str(auth)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for(url, process)
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+        assert PASSWORD not in cmdline and str(auth) in cmdline
+        # The login is required, and the file's password is the one.
+        assert httpx.get(url + "gradio_api/info", timeout=30).status_code in (401, 403)
+        codes = [login(url, f"guess-{i}").status_code for i in range(200)]
+        assert codes[:5] == [400] * 5  # the free attempts: wrong password
+        # Then each failure doubles the wait (0.5 s, 1 s, 2 s, ...): a handful more get through, not 195.
+        assert codes.count(400) <= 15 and codes.count(429) >= 185, codes
+        assert set(codes) == {400, 429}
+        refused = login(url, PASSWORD)
+        assert refused.status_code == 429  # even the right password waits its turn
+        assert "Too many failed logins" in refused.json()["detail"]
+        time.sleep(float(refused.headers["retry-after"]) + 0.2)
+        assert login(url, PASSWORD).status_code == 200
+        from gradio_client import Client
+
+        answer = Client(url, auth=("ann", PASSWORD), verbose=False).predict(QUESTION, api_name="/ask")
+        assert answer["citations"]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_auth_comes_from_settings_never_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from ui.app import login_of, serve
+
+    monkeypatch.setenv("RAG_AUTH", f"ann:{PASSWORD}")
+    settings = Settings.from_env()
+    assert login_of(settings) == ("ann", PASSWORD)
+    assert PASSWORD not in repr(settings)
+    monkeypatch.delenv("RAG_AUTH")
+    auth = tmp_path / "auth"
+    auth.write_text(f"\nbob:{PASSWORD}\nignored\n")
+    auth.chmod(0o644)
+    monkeypatch.setenv("RAG_AUTH_FILE", str(auth))
+    assert login_of(Settings.from_env()) == ("bob", PASSWORD)
+    assert "can be read by other users" in capsys.readouterr().err
+    for text in ("", "no-colon\n"):
+        auth.write_text(text)
+        assert serve(Settings.from_env(), host="0.0.0.0", port=free_port()) == 2
+        assert "user:password" in capsys.readouterr().err
+    monkeypatch.setenv("RAG_AUTH_FILE", str(tmp_path / "missing"))
+    assert serve(Settings.from_env(), host="0.0.0.0", port=free_port()) == 2
+    assert "cannot read the auth file" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def pipeline(built, embedder) -> Pipeline:
+    return Pipeline(built, embedder=embedder)
+
+
+def launch(built, pipeline, allow_changes: bool):
+    from ui.app import build_app
+
+    demo = build_app(built, pipeline, allow_changes=allow_changes)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+def cached(demo) -> set[Path]:
+    folder = Path(demo.app.uploaded_file_dir)
+    return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+def test_uploads_are_refused_when_changes_are_off(built, pipeline):
+    demo, url = launch(built, pipeline, allow_changes=False)
+    try:
+        before = cached(demo)
+        for i in range(40):
+            files = {"files": (f"junk-{i}.txt", os.urandom(20_000), "text/plain")}
+            reply = httpx.post(url + "gradio_api/upload", files=files, timeout=30)
+            assert reply.status_code == 403 and "Uploads are disabled" in reply.text
+        assert cached(demo) == before
+        # Questions are still answered.
+        from gradio_client import Client
+
+        assert Client(url, verbose=False).predict(QUESTION, api_name="/ask")["citations"]
+    finally:
+        demo.close()
+
+
+def test_gradio_upload_cache_is_cleaned(built, pipeline):
+    demo, url = launch(built, pipeline, allow_changes=True)
+    try:
+        reply = httpx.post(url + "gradio_api/upload", files={"files": ("a.txt", b"some text", "text/plain")}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        stored = Path(reply.json()[0])
+        assert stored.is_file()
+    finally:
+        demo.close()
+    assert not stored.exists()  # Gradio's delete_cache removes what this app stored when it stops

@@ -476,7 +476,8 @@ class IndexStore:
         vectors = self._vectors_path(generation)
         if self._needs_writing(vectors, records, repaired):
             tmp = vectors.with_suffix(".tmp")
-            _remove(vectors)  # damaged, possibly not even a file
+            if vectors.is_dir():  # damaged into a folder: os.replace cannot overwrite that
+                _remove(vectors)
             try:
                 data = faiss.serialize_index(self.vectors)
                 with open(tmp, "wb") as handle:

@@ -14,6 +14,7 @@ completed; an answer already under way finishes on the snapshot it started with.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -24,6 +25,9 @@ from rag.llm import LlmAnswerer
 from rag.retrieve import Filters, Retriever
 from rag.settings import Settings
 from rag.store import IndexStore
+
+REFRESH_INTERVAL = 1.0
+"""Seconds between two looks for a newer build (see `Pipeline.refresh`)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Pipeline:
         manifest names (`rag build --backend`), whatever the settings say."""
         self.settings = settings = _as_built(settings)
         self._refresh_lock = threading.Lock()
+        self._checked = 0.0
         self.embedder = embedder or Embedder(settings.model, **settings.embedder_options())
         self.view = self._load()
 
@@ -74,19 +79,31 @@ class Pipeline:
     def llm(self) -> LlmAnswerer:
         return self.view.llm
 
-    def refresh(self) -> bool:
-        """Load a newer snapshot if a build has completed since; True if it did."""
+    def refresh(self, force: bool = False) -> bool:
+        """Load a newer snapshot if a build has completed since; True if it did.
+
+        Looks at most every `REFRESH_INTERVAL` seconds unless `force`d: the UI calls
+        this before every question, and 50 people asking at once need not open the
+        database 50 times to learn nothing changed."""
+        now = time.monotonic()
+        if not force and now - self._checked < REFRESH_INTERVAL:
+            return False
         with self._refresh_lock:
-            probe = IndexStore(self.settings.index_dir)
-            try:
-                if probe.meta("last_build") == self.view.built_at:
-                    return False
-            finally:
-                probe.close()
+            self._checked = now
+            if self.is_current():
+                return False
             # The old snapshot is not closed here: an answer may still be reading
             # it; its connection closes when the last reference goes.
             self.view = self._load()
             return True
+
+    def is_current(self) -> bool:
+        """True when the loaded snapshot is the last completed build."""
+        probe = IndexStore(self.settings.index_dir)
+        try:
+            return probe.meta("last_build") == self.view.built_at
+        finally:
+            probe.close()
 
     def ask(
         self,

@@ -143,7 +143,9 @@ class IndexControl:
                 if known is None:
                     raise
                 raise gr.Error(str(known)) from None
-            refreshed = self.pipeline.refresh()
+            # A question asked meanwhile may have loaded the new index already.
+            self.pipeline.refresh(force=True)
+            refreshed = self.pipeline.is_current()
             out = {
                 "added": report.added,
                 "updated": report.updated,
@@ -267,7 +269,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     # ------------------------------------------------------------------ articles
 
     def refresh_all(query: str):
-        pipeline.refresh()
+        pipeline.refresh(force=True)
         articles = control.articles()
         return (
             _table(articles, query),
@@ -361,13 +363,13 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
 
     def api_stats() -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""
-        pipeline.refresh()
+        pipeline.refresh(force=True)
         return control.stats()
 
     def api_articles(query: str = "") -> list[dict]:
         """Indexed articles (id, path, title, source, published, url, author, category,
         chunks), filtered by words in title, outlet, date, path or url."""
-        pipeline.refresh()
+        pipeline.refresh(force=True)
         words = (query or "").lower().split()
         return [
             _api_article(a)

@@ -4,7 +4,7 @@
     python bench/encoders.py [--corpus ../shared/data/multihop/corpus.json] [--chunks 600]
 
 Chunk texts are the first `--chunks` chunks `Chunker` makes of the corpus. Each backend encodes them
-(mean pooling, unit length, our `Embedder` batching: sorted by length, batches of 16, two threads),
+(mean pooling, unit length, our `Embedder` batching: sorted by length, batches of 8, two threads),
 then encodes 50 questions one at a time. Rows: torch fp32 (sentence-transformers as loaded), onnx
 fp32 and onnx int8 (our export, rag/embed.py), OpenVINO fp32 (the same ONNX graph compiled by
 OpenVINO) and OpenVINO int8 (that graph quantized by NNCF, calibrated on 300 chunk texts of this
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunker
-from rag.embed import Embedder, default_cache, exported_model, resolve_model
+from rag.embed import Embedder, cached_export, default_cache, resolve_model
 from rag.ingest import Article, parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,8 @@ class OpenVinoEncoder:
             import nncf
 
             def feed(text: str) -> dict:
-                encoded = embedder.tokenizer([text], truncation=True, max_length=embedder.max_seq_length, return_tensors="np")
-                return {k: v.astype(np.int64) for k, v in encoded.items() if k in {i.get_any_name() for i in model.inputs}}
+                names = {i.get_any_name() for i in model.inputs}
+                return {k: v for k, v in embedder.tokenize([text]).items() if k in names}
 
             model = nncf.quantize(
                 model, nncf.Dataset(calibration, feed), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration)
@@ -120,7 +120,7 @@ def main() -> int:
     except ImportError:
         print("openvino / nncf not installed (pip install -e '.[bench]'): OpenVINO rows skipped")
     else:
-        fp32 = exported_model(torch_embedder.model, resolve_model(torch_embedder.name), "onnx", default_cache())
+        fp32 = cached_export(resolve_model(torch_embedder.name), "onnx", default_cache())
         for name, calibration in (("openvino fp32", None), ("openvino int8", texts[:300])):
             embedder = Embedder(backend="onnx")
             OpenVinoEncoder(embedder, fp32, calibration).install()

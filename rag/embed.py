@@ -30,7 +30,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,15 +63,16 @@ def resolve_model(name: str) -> str:
 class Embedder:
     """`Embedder(model, backend=...)(texts)` -> float32 array (len(texts), dimension), unit rows.
 
-    Safe to call from several threads at once: tokenizing (a Hugging Face fast
-    tokenizer raises "Already borrowed" when two threads share it) takes a short
-    lock, the forward passes run in parallel."""
+    Safe to call from several threads at once: the tokenizer is configured once and
+    only read afterwards, and the forward passes run in parallel. With an ONNX
+    backend and an export already cached, neither torch nor sentence-transformers
+    is imported (they take ~6 s to import; `rag ask` starts without them)."""
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         device: str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         backend: str = "onnx-int8",
         cache_dir: Path | str | None = None,
         workers: int = 2,
@@ -80,48 +80,51 @@ class Embedder:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         path = resolve_model(model)
-        # A slow import, paid only when something is embedded.
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # our own progress bars say what is happening
-        hf_logging.set_verbosity_error()  # the load report lists an unused key of the bundled model
-
         self.name = model
         self.backend = backend
         self.batch_size = batch_size
-        # A local model must not reach out to the hub for anything.
-        self.model = SentenceTransformer(path, device=device, local_files_only=Path(path).is_dir())
-        self.dimension = self.model.get_embedding_dimension()
-        self.tokenizer = self.model.tokenizer
-        self.max_seq_length = self.model.max_seq_length
-        # Tokens the model reads per text, minus [CLS] and [SEP] (or their equivalents).
-        special = len(self.tokenizer("", add_special_tokens=True)["input_ids"])
-        self.max_tokens = self.max_seq_length - special
-        self._tokenizer_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="embed")
+        self.model = None
         self._session = None
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="embed")
+        config = _local_config(path) if backend != "torch" else None
+        onnx_path = cached_export(path, backend, Path(cache_dir or default_cache())) if config else None
+        if onnx_path is None:
+            self.model = _load_sentence_transformer(path, device)
+            if backend == "torch":
+                if device is None or device == "cpu":
+                    import torch
+
+                    # Threads split the batches between them (`workers`): one intra-op thread each.
+                    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, workers)))
+            else:
+                _check_mean_pooling(self.model)
+                onnx_path = exported_model(self.model, path, backend, Path(cache_dir or default_cache()))
+            config = {
+                "max_seq_length": self.model.max_seq_length,
+                "dimension": self.model.get_embedding_dimension(),
+                "tokenizer": self.model.tokenizer.backend_tokenizer.to_str(),
+                "pad_token": self.model.tokenizer.pad_token,
+            }
         if backend != "torch":
-            _check_mean_pooling(self.model)
-            onnx_path = exported_model(self.model, path, backend, Path(cache_dir or default_cache()))
             self._session = _ort_session(onnx_path)
             self._inputs = {i.name for i in self._session.get_inputs()}
             self.model = None  # the ONNX graph replaces the torch weights
-        elif device is None or device == "cpu":
-            import torch
-
-            # Threads split the batches between them (`workers`): one intra-op thread each.
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, workers)))
+        self.dimension = config["dimension"]
+        self.max_seq_length = config["max_seq_length"]
+        self._tokenizer = _Tokenizer(config["tokenizer"], config["max_seq_length"], config["pad_token"])
+        # Tokens the model reads per text, minus [CLS] and [SEP] (or their equivalents).
+        self.max_tokens = self.max_seq_length - self._tokenizer.special_tokens
 
     # ---------------------------------------------------------------- public
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts with the model's own tokenizer, special tokens excluded."""
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return self._tokenizer.count(texts) if texts else []
+
+    def tokenize(self, texts: list[str], offsets: bool = False) -> dict[str, np.ndarray]:
+        """input_ids, attention_mask, token_type_ids (and with `offsets` the
+        character offsets of each token) for one batch, padded to its longest text."""
+        return self._tokenizer(texts, offsets)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """One unit vector per text (mean of its token embeddings, as the model's pooling)."""
@@ -157,15 +160,7 @@ class Embedder:
     # ---------------------------------------------------------------- internals
 
     def _batch(self, texts: list[str], spans: list[list[Span]] | None) -> tuple[np.ndarray, list[np.ndarray]]:
-        with self._tokenizer_lock:
-            features = self.tokenizer(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_offsets_mapping=spans is not None,
-                return_tensors="np",
-            )
+        features = self.tokenize(texts, offsets=spans is not None)
         offsets = features.pop("offset_mapping", None)
         mask = features["attention_mask"].astype(np.float32)
         tokens = self._token_embeddings(features)
@@ -197,6 +192,75 @@ class Embedder:
             return self.model[0](batch)["token_embeddings"].float().cpu().numpy()
 
 
+class _Tokenizer:
+    """The model's fast tokenizer (`tokenizers`), configured once: padding to the
+    longest text of a batch, truncation at the model's length. Encoding only reads
+    it, so threads share it (a Hugging Face tokenizer object re-configures itself on
+    every call and raises "Already borrowed" when two threads do that at once)."""
+
+    def __init__(self, spec: str, max_length: int, pad_token: str | None):
+        from tokenizers import Tokenizer
+
+        self._counter = Tokenizer.from_str(spec)
+        self._counter.no_padding()
+        self._counter.no_truncation()
+        self._batcher = Tokenizer.from_str(spec)
+        self._batcher.enable_truncation(max_length)
+        pad = pad_token or "[PAD]"
+        self._batcher.enable_padding(pad_id=self._batcher.token_to_id(pad) or 0, pad_token=pad)
+        self.special_tokens = len(self._counter.encode("", add_special_tokens=True).ids)
+
+    def count(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._counter.encode_batch(texts, add_special_tokens=False)]
+
+    def __call__(self, texts: list[str], offsets: bool = False) -> dict[str, np.ndarray]:
+        encoded = self._batcher.encode_batch(texts)
+        features = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        if offsets:
+            features["offset_mapping"] = np.array([e.offsets for e in encoded], dtype=np.int64)
+        return features
+
+
+def _load_sentence_transformer(path: str, device: str | None):
+    # A slow import, paid only when the model must be loaded in torch.
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bars say what is happening
+    hf_logging.set_verbosity_error()  # the load report lists an unused key of the bundled model
+    # A local model must not reach out to the hub for anything.
+    return SentenceTransformer(path, device=device, local_files_only=Path(path).is_dir())
+
+
+def _local_config(path: str) -> dict | None:
+    """What the ONNX backends need of a local sentence-transformers folder (max
+    length, dimension, tokenizer, mean pooling), read from its files without torch;
+    None when it is not such a folder or does not mean-pool."""
+    folder = Path(path)
+    try:
+        bert = json.loads((folder / "sentence_bert_config.json").read_text())
+        modules = json.loads((folder / "modules.json").read_text())
+        pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        pooling = json.loads((folder / pooling_dir / "config.json").read_text())
+        special = json.loads((folder / "tokenizer_config.json").read_text())
+        spec = (folder / "tokenizer.json").read_text()
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    if not pooling.get("pooling_mode_mean_tokens") or "max_seq_length" not in bert:
+        return None
+    pad = special.get("pad_token")
+    return {
+        "max_seq_length": bert["max_seq_length"],
+        "dimension": pooling["word_embedding_dimension"],
+        "tokenizer": spec,
+        "pad_token": pad.get("content") if isinstance(pad, dict) else pad,
+    }
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -213,12 +277,10 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news"
 
 
-def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
-    """The ONNX file of `model` for `backend`, exported on first use and cached.
-
-    The cache key is the model's files (names, sizes, modification times), so a
-    changed model is exported again. Written to a temporary folder and renamed:
-    two processes exporting at once both end with a complete file."""
+def _export_folder(path: str, backend: str, cache_dir: Path) -> Path:
+    """Where the export of the model at `path` for `backend` is cached. The key is
+    the model's files (names, sizes, modification times): a changed model is
+    exported again."""
     source = Path(path)
     stamp = [EXPORT_VERSION, backend]
     if source.is_dir():
@@ -226,7 +288,20 @@ def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
     else:
         stamp.append(path)
     key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
-    target = cache_dir / f"{source.name or 'model'}-{backend}-{key}"
+    return cache_dir / f"{source.name or 'model'}-{backend}-{key}"
+
+
+def cached_export(path: str, backend: str, cache_dir: Path) -> Path | None:
+    """The cached ONNX file, or None when it has not been exported yet."""
+    onnx_file = _export_folder(path, backend, cache_dir) / "model.onnx"
+    return onnx_file if onnx_file.exists() else None
+
+
+def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
+    """The ONNX file of `model` (loaded with sentence-transformers) for `backend`,
+    exported on first use and cached. Written to a temporary folder and renamed:
+    two processes exporting at once both end with a complete file."""
+    target = _export_folder(path, backend, cache_dir)
     onnx_file = target / "model.onnx"
     if onnx_file.exists():
         return onnx_file

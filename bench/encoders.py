@@ -97,11 +97,44 @@ def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str
     return row, vectors
 
 
+def quality(embedder: Embedder, folder: Path) -> dict:
+    """MultiHop-RAG Hits@10 / MRR@10 and SQuAD answer-sentence hit of indexes built and
+    queried with `embedder` (what `rag eval` does, with an encoder rag does not ship)."""
+    from rag import evaluate
+    from rag.build import Builder
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    data = ROOT.parent / "shared/data"
+    multihop = json.loads((data / "multihop/queries_dev.json").read_text())
+    squad = json.loads((data / "squad/dev-v1.1.dev.json").read_text())
+    figures = {}
+    for kind, articles in (("multihop", json.loads((data / "multihop/corpus.json").read_text())),
+                           ("squad", evaluate.squad_corpus(squad))):
+        corpus = folder / f"{kind}-corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        (corpus / "articles.json").write_text(json.dumps(articles))
+        settings = Settings(corpus_dir=corpus, index_dir=folder / kind, backend="onnx")
+        Builder(settings, embedder=embedder)()
+        pipeline = Pipeline(settings, embedder=embedder)
+        if kind == "multihop":
+            result = evaluate.evaluate_multihop(pipeline, multihop)
+            figures.update({"hits@10": result["hits@10"], "mrr@10": result["mrr@10"]})
+        else:
+            result = evaluate.evaluate_squad(pipeline, evaluate.squad_questions(squad))
+            figures["squad_answer_sentence_hit"] = result["answer_sentence_hit"]
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/data/multihop/corpus.json")
     parser.add_argument("--chunks", type=int, default=600)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--openvino-quality", type=Path, metavar="DIR",
+        help="also build the MultiHop-RAG and SQuAD dev indexes in DIR with each OpenVINO encoder and score them",
+    )
     args = parser.parse_args()
     questions = [q["query"] for q in json.loads(QUESTIONS.read_text())][:50] if QUESTIONS.exists() else ["a question"] * 50
 
@@ -125,6 +158,9 @@ def main() -> int:
             embedder = Embedder(backend="onnx")
             OpenVinoEncoder(embedder, fp32, calibration).install()
             row, _ = measure(name, embedder, texts, questions, reference)
+            if args.openvino_quality:
+                row.update(quality(embedder, args.openvino_quality / name.replace(" ", "-")))
+                print(f"{name:>14}: {row}", flush=True)
             rows.append(row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -1,0 +1,85 @@
+"""Embedder: backends agree with sentence-transformers, late-chunked sentence vectors, thread
+safety, and a start-up that needs neither torch nor sentence-transformers once exported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from rag.embed import Embedder, resolve_model
+from rag.settings import DEFAULT_MODEL
+
+TEXTS = [
+    "In November 2015, Turkey shot down a Russian jet over Syria. A Russian pilot lost his life in the attack.",
+    "Putin condoled with Erdogan.",
+    "The agriculture ministry expects the harvest to exceed 90 million tonnes, officials said.",
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
+    return model.encode(TEXTS, normalize_embeddings=True, show_progress_bar=False)
+
+
+def test_torch_backend_equals_sentence_transformers(reference):
+    vectors = Embedder(backend="torch")(TEXTS)
+    assert np.allclose(vectors, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend, least", [("onnx", 0.9999), ("onnx-int8", 0.98)])
+def test_onnx_backends_stay_close_to_torch(embedder, backend, least, reference):
+    vectors = (embedder if backend == embedder.backend else Embedder(backend=backend))(TEXTS)
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors * reference).sum(1).min() >= least
+
+
+def test_span_vectors_come_from_the_same_pass(embedder):
+    cut = TEXTS[0].index(". ") + 1
+    jet, pilot = (0, cut), (cut + 1, len(TEXTS[0]))
+    vectors, spans = embedder.embed(TEXTS, [[jet, pilot], [(0, len(TEXTS[1]))], []])
+    assert [s.shape for s in spans] == [(2, 384), (1, 384), (0, 384)]
+    own = embedder([TEXTS[0][slice(*jet)], TEXTS[0][slice(*pilot)]])
+    # Each sentence's pooled vector is nearest to its own text, and unlike its neighbour.
+    similarity = spans[0] @ own.T
+    assert similarity[0, 0] > similarity[0, 1] and similarity[1, 1] > similarity[1, 0]
+    # A span that is the whole text is the text's own vector (mean over the same tokens, bar [CLS]/[SEP]).
+    assert float(spans[1][0] @ vectors[1]) > 0.97
+
+
+def test_threads_share_one_embedder(embedder):
+    expected = embedder(TEXTS)
+    counts = embedder.count_tokens(TEXTS)
+    with ThreadPoolExecutor(8) as pool:
+        vectors = list(pool.map(lambda _: embedder(TEXTS), range(32)))
+        token_counts = list(pool.map(lambda _: embedder.count_tokens(TEXTS), range(32)))
+    assert all(np.allclose(v, expected, atol=1e-6) for v in vectors)
+    assert all(c == counts for c in token_counts)
+
+
+def test_counts_are_not_truncated_and_max_tokens_leaves_room_for_specials(embedder):
+    long = "word " * 600
+    assert embedder.count_tokens([long]) == [600]
+    assert embedder.max_tokens == 254
+
+
+def test_cached_onnx_export_starts_without_torch(embedder):
+    code = (
+        "import sys; from rag.embed import Embedder; e = Embedder(); e(['a question']);"
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="choose one of"):
+        Embedder(backend="tensorrt")

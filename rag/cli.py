@@ -1,4 +1,4 @@
-"""The `rag` command: build, stats (and the commands added by later stages)."""
+"""The `rag` command: build, ask, eval, serve, stats."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""rag-news: local Q&A over a folder of news articles, every claim cited to its sentences."""

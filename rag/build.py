@@ -177,7 +177,6 @@ class Builder:
         for group in self._groups(pending):
             if not full:
                 store.begin()
-            texts = [c.text for p in group for c in p.chunks]
             vectors, sentence_vectors = self._embed(group)
             offset = 0
             for item, item_sentence_vectors in zip(group, sentence_vectors):
@@ -190,7 +189,7 @@ class Builder:
                 offset += n
             if not full:
                 store.commit(changed=True)
-            done += len(texts)
+            done += len(vectors)
             self.progress("embedding", done, total)
         report.chunks_embedded = done
 

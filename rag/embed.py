@@ -7,8 +7,9 @@ Two backends run the same sentence-transformers model:
   (`torch.onnx.export`), its graph fused by onnxruntime's transformer optimizer
   and, for `onnx-int8`, its weights quantized to int8 per channel; cached under
   `Settings.model_cache`, made offline from the local model, never downloaded.
-  On 2 CPU cores this encodes chunks about 3x faster than torch fp32 with the
-  same retrieval and answer quality (docs/benchmarks.md, `bench/encoders.py`).
+  On 2 CPU cores this encodes chunks about 1.7x as fast as torch fp32 (2x a
+  plain `SentenceTransformer.encode`) with the same retrieval and answer
+  quality (docs/benchmarks.md, `bench/encoders.py`).
 
 sentence-transformers' own `backend="onnx"` needs `optimum-onnx`, which pins
 transformers < 4.58 and so cannot be installed beside sentence-transformers 6 and

@@ -44,7 +44,7 @@ class Settings:
 
     backend: str = "onnx-int8"
     """How the model runs: `onnx-int8` (exported once to ONNX with int8 weights,
-    about 3x torch's speed on CPU at the same quality), `onnx` (fp32) or `torch`
+    about 1.7x torch's speed on CPU at the same quality), `onnx` (fp32) or `torch`
     (any sentence-transformers model as it loads). Measured in docs/benchmarks.md.
     Part of the index's identity: changing it needs `rag build --full`."""
 
@@ -54,7 +54,7 @@ class Settings:
     sentence_vectors: str = "late"
     """How sentences get the vectors the answerer compares with the question:
     `late` pools the chunk pass's own token embeddings over each sentence (free),
-    `separate` embeds every sentence on its own (about twice the build time).
+    `separate` embeds every sentence on its own (about 1.6x the build time).
     Measured in docs/evaluation.md; changing it needs `rag build --full`."""
 
     batch_size: int = 8

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.chunk import SentenceSplitter  # noqa: E402
 from rag.embed import Embedder  # noqa: E402
-from rag.llm import word_overlap  # noqa: E402
+from rag.llm import word_share  # noqa: E402
 
 
 def main() -> int:
@@ -52,8 +52,8 @@ def main() -> int:
     embed = Embedder()
     c, g, b = embed(claims), embed(good), embed(bad)
     sim_good, sim_bad = (c * g).sum(1), (c * b).sum(1)
-    over_good = [word_overlap(x, y) for x, y in zip(claims, good)]
-    over_bad = [word_overlap(x, y) for x, y in zip(claims, bad)]
+    over_good = [word_share(x, y) for x, y in zip(claims, good)]
+    over_bad = [word_share(x, y) for x, y in zip(claims, bad)]
     print(f"{len(claims)} claims; accept = supporting source accepted, reject = other sentence rejected\n")
     print(f"{'similarity':>10} {'overlap':>8} {'accept':>7} {'reject':>7} {'balanced':>9}")
     best = None

@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import Stemmer
 
+from rag.chunk import Sentence
 from rag.embed import Embedder
 from rag.retrieve import Filters, Hit, Retriever
+from rag.settings import DEFAULT_K
 from rag.store import IndexStore
 
 NOT_FOUND = "I could not find this in the indexed articles."
@@ -47,12 +49,20 @@ def leans_back(sentence: str) -> bool:
 
 
 WORD = re.compile(r"[A-Za-z0-9]+")
+"""A word, for matching a question's words with a sentence's."""
 STOPWORDS = frozenset(
     "a an and are as at be been being but by did do does for from had has have how in is it its of on or "
     "said says that the their there these they this to was were what when where which who whom whose why "
     "will with would about after also into than then can could may might should".split()
 )
 ANAPHORA = re.compile(r"\b(it|its|this|that|these|those|they|them|their|he|him|his|she|her|there|then)\b", re.I)
+
+FOLLOW_UP_MAX_WORDS = 6
+"""A question of at most this many content words that refers back ("And what did
+he say about it?") is a follow-up; a longer one names what it asks about."""
+FOLLOW_UP_NAMES = 8
+"""Names taken from the previous answer into a follow-up's query: enough for a
+four-sentence answer's people and places, few enough not to drown the question."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,10 @@ class Turn:
     answer: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Answer:
+    """What `Answerer` and `LlmAnswerer` return; built once, never changed."""
+
     question: str
     text: str
     abstained: bool
@@ -146,16 +158,29 @@ def _public(fields: dict) -> dict:
 
 
 @dataclass
-class _Scored:
-    article_id: str
-    position: int
-    start: int
-    end: int
-    text: str
+class ScoredSentence:
+    """A candidate sentence of an answer, the passage it was found in, and how well
+    it matches the question (filled in by `Answerer.evidence`)."""
+
+    sentence: Sentence
+    """Offsets are of the part inside the passage: a passage may hold only a piece
+    of an over-long sentence, and that piece is what gets cited."""
     hit: Hit
+    vector: np.ndarray
+    """The sentence's unit vector from the build."""
     score: float = 0.0
+    """similarity + `Answerer.overlap_weight` x weighted word overlap."""
     similarity: float = 0.0
-    vector: np.ndarray | None = None
+    """Cosine similarity to the question."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(article id, position): which sentence of which article."""
+        return self.sentence.article_id, self.sentence.position
+
+    @property
+    def text(self) -> str:
+        return self.sentence.text
 
 
 @dataclass
@@ -165,16 +190,24 @@ class Evidence:
     question: str
     query: str
     passages: list[Hit]
-    sentences: list[_Scored]
+    sentences: list[ScoredSentence]
     confidence: float
     abstain: bool
 
-    def abstention(self) -> Answer:
-        return Answer(self.question, NOT_FOUND, True, [], self.passages, self.query, self.confidence)
+    def abstention(self, mode: str = "extractive") -> Answer:
+        return Answer(
+            question=self.question,
+            text=NOT_FOUND,
+            abstained=True,
+            passages=self.passages,
+            query=self.query,
+            confidence=self.confidence,
+            mode=mode,
+        )
 
 
-def citation(n: int, sentence: _Scored) -> Citation:
-    hit = sentence.hit
+def citation(n: int, scored: ScoredSentence) -> Citation:
+    hit, sentence = scored.hit, scored.sentence
     return Citation(
         n=n,
         sentence=sentence.text,
@@ -186,12 +219,12 @@ def citation(n: int, sentence: _Scored) -> Citation:
         path=hit.path,
         start=sentence.start,
         end=sentence.end,
-        score=sentence.score,
+        score=scored.score,
     )
 
 
 class Answerer:
-    """`Answerer(store, embedder, retriever)(question, history=(), k=10)` -> Answer."""
+    """`Answerer(store, embedder, retriever)(question, history=(), k=DEFAULT_K)` -> Answer."""
 
     def __init__(
         self,
@@ -206,10 +239,13 @@ class Answerer:
         keep_ratio: float = 0.65,
         context_weight: float = 0.5,
         overlap_weight: float = 1.0,
+        max_redundancy: float = 0.85,
     ):
         """Defaults measured on the SQuAD and MultiHop-RAG dev data (docs/evaluation.md):
         up to four sentences, each scoring at least `keep_ratio` of the best one;
-        question words in the sentence before count `context_weight` as much.
+        question words in the sentence before count `context_weight` as much;
+        a sentence whose vector is closer than `max_redundancy` to one already
+        picked repeats it and is left out.
 
         Abstention weighs meaning and wording together (`bench/abstain.py`): by
         similarity alone, an answer phrased unlike its question was refused, and
@@ -227,10 +263,11 @@ class Answerer:
         self.overlap_weight = overlap_weight
         self.keep_ratio = keep_ratio
         self.context_weight = context_weight
+        self.max_redundancy = max_redundancy
         self._stem = Stemmer.Stemmer("english").stemWord
 
     def evidence(
-        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Evidence:
         """Retrieve and score the sentences an answer can be made of."""
         question = " ".join(question.split())
@@ -241,7 +278,7 @@ class Answerer:
         hits = self.retriever(query, k=max(k, self.read_chunks), filters=filters, query_vector=vectors[-1:])
         candidates = self._candidates(hits[: self.read_chunks])
         asked = self._terms(question)
-        words = {(c.article_id, c.position): self._terms(c.text) for c in candidates}
+        words = {c.key: self._terms(c.text) for c in candidates}
         if candidates:
             self._score(question, query, vectors[0], vectors[-1], candidates, asked, words)
         confidence = max((c.similarity for c in candidates), default=0.0)
@@ -255,7 +292,7 @@ class Answerer:
         return Evidence(question, query, hits[:k], ranked, confidence, confidence < self.abstain_below)
 
     def __call__(
-        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Answer:
         evidence = self.evidence(question, history, k, filters)
         if evidence.abstain:
@@ -264,10 +301,16 @@ class Answerer:
         citations = [citation(n, c) for n, c in enumerate(picked, start=1)]
         text = " ".join(f"{c.sentence} [{c.n}]" for c in citations)
         return Answer(
-            evidence.question, text, False, citations, evidence.passages, evidence.query, evidence.confidence
+            question=evidence.question,
+            text=text,
+            abstained=False,
+            citations=citations,
+            passages=evidence.passages,
+            query=evidence.query,
+            confidence=evidence.confidence,
         )
 
-    def _candidates(self, hits: list[Hit]) -> list[_Scored]:
+    def _candidates(self, hits: list[Hit]) -> list[ScoredSentence]:
         """Sentences of the given chunks, once each, in hit order."""
         seen: set[tuple[str, int]] = set()
         out = []
@@ -281,8 +324,8 @@ class Answerer:
                 seen.add((hit.article_id, row.position))
                 # A chunk may hold only a piece of an over-long sentence: cite the piece.
                 start, end = max(row.start, hit.start), min(row.end, hit.end)
-                text = texts[hit.article_id][start:end]
-                out.append(_Scored(hit.article_id, row.position, start, end, text, hit, vector=row.vector))
+                sentence = Sentence(hit.article_id, row.position, start, end, texts[hit.article_id][start:end])
+                out.append(ScoredSentence(sentence, hit, row.vector))
         return out
 
     def _score(
@@ -291,7 +334,7 @@ class Answerer:
         query: str,
         q: np.ndarray,
         expanded: np.ndarray,
-        candidates: list[_Scored],
+        candidates: list[ScoredSentence],
         asked: set[str],
         words: dict[tuple[str, int], set[str]],
     ) -> None:
@@ -303,9 +346,9 @@ class Answerer:
         MultiHop-RAG dev citation hit 0.575 -> 0.702, SQuAD answer-sentence hit
         0.893 -> 0.893 (docs/evaluation.md)."""
         sentence_vectors = np.stack([c.vector for c in candidates])
-        own = [words[c.article_id, c.position] for c in candidates]
-        before = [words.get((c.article_id, c.position - 1), set()) for c in candidates]
-        overlaps = word_overlap(asked, own, before, self.context_weight)
+        own = [words[c.key] for c in candidates]
+        before = [words.get(_before(c.key), set()) for c in candidates]
+        overlaps = weighted_overlap(asked, own, before, self.context_weight)
         for c, v, overlap in zip(candidates, sentence_vectors, overlaps):
             c.similarity = float((v @ q + v @ expanded) / 2 if query != question else v @ q)
             c.score = c.similarity + self.overlap_weight * overlap
@@ -313,7 +356,7 @@ class Answerer:
     def _terms(self, text: str) -> set[str]:
         return {self._stem(w.lower()) for w in WORD.findall(text) if w.lower() not in STOPWORDS}
 
-    def _pick(self, ranked: list[_Scored]) -> list[_Scored]:
+    def _pick(self, ranked: list[ScoredSentence]) -> list[ScoredSentence]:
         """Maximal marginal relevance: good sentences that do not repeat each other."""
         best = ranked[0].score
         picked = [ranked[0]]
@@ -321,67 +364,75 @@ class Answerer:
             if len(picked) >= self.max_sentences or c.score < best * self.keep_ratio:
                 break
             redundancy = max(float(c.vector @ p.vector) for p in picked)
-            if redundancy < 0.85:
+            if redundancy < self.max_redundancy:
                 picked.append(c)
         return picked
 
-    def _with_context(self, picked: list[_Scored], candidates: list[_Scored]) -> list[_Scored]:
+    def _with_context(self, picked: list[ScoredSentence], candidates: list[ScoredSentence]) -> list[ScoredSentence]:
         """Each picked sentence that cannot stand alone comes with its antecedent,
         best picks first, up to `max_with_context` sentences in all; then order
         by article (best first) and position."""
-        by_key = {(c.article_id, c.position): c for c in candidates}
-        chosen: dict[tuple[str, int], _Scored] = {}
+        by_key = {c.key: c for c in candidates}
+        chosen: dict[tuple[str, int], ScoredSentence] = {}
         for c in picked:  # best first
             group = [c]
             if leans_back(c.text):
                 antecedent = self._antecedent(c, by_key)
                 if antecedent is not None:
                     group.insert(0, antecedent)
-            new = {(g.article_id, g.position): g for g in group if (g.article_id, g.position) not in chosen}
+            new = {g.key: g for g in group if g.key not in chosen}
             if chosen and len(chosen) + len(new) > self.max_with_context:
                 continue  # a later pick may still fit
             chosen.update(new)
         article_order = {}
         for c in picked:
-            article_order.setdefault(c.article_id, len(article_order))
-        return sorted(chosen.values(), key=lambda c: (article_order.get(c.article_id, 0), c.position))
+            article_order.setdefault(c.sentence.article_id, len(article_order))
+        return sorted(chosen.values(), key=lambda c: (article_order.get(c.sentence.article_id, 0), c.sentence.position))
 
-    def _antecedent(self, c: _Scored, by_key: dict) -> _Scored | None:
+    def _antecedent(self, c: ScoredSentence, by_key: dict) -> ScoredSentence | None:
         """The nearest earlier sentence (up to three back) that stands on its own:
         for 'Ties soured after Erdogan refused to apologize for the attack', past
         'A pilot lost his life in the attack', to 'Turkey shot down a Russian jet'."""
         found = None
-        for position in range(c.position - 1, max(c.position - 4, -1), -1):
-            found = by_key.get((c.article_id, position)) or self._sentence(c, position)
+        article_id, at = c.key
+        for position in range(at - 1, max(at - 4, -1), -1):
+            found = by_key.get((article_id, position)) or self._sentence(c, position)
             if found is None or not leans_back(found.text):
                 break
         return found
 
-    def _sentence(self, like: _Scored, position: int) -> _Scored | None:
-        rows = self.store.sentences(like.article_id, position, position)
+    def _sentence(self, like: ScoredSentence, position: int) -> ScoredSentence | None:
+        """Sentence `position` of `like`'s article, scored as `like` (it comes as its context)."""
+        article_id = like.sentence.article_id
+        rows = self.store.sentences(article_id, position, position)
         if not rows:
             return None
         row = rows[0]
-        text = self.store.article_text(like.article_id)[row.start : row.end]
-        return _Scored(like.article_id, position, row.start, row.end, text, like.hit, score=like.score, vector=row.vector)
+        text = self.store.article_text(article_id)[row.start : row.end]
+        return ScoredSentence(Sentence(article_id, position, row.start, row.end, text), like.hit, row.vector, score=like.score)
 
 
-def coverage(asked: set[str], candidates: list[_Scored], words: dict[tuple[str, int], set[str]]) -> float:
+def _before(key: tuple[str, int]) -> tuple[str, int]:
+    """The key of the sentence before."""
+    return key[0], key[1] - 1
+
+
+def coverage(asked: set[str], candidates: list[ScoredSentence], words: dict[tuple[str, int], set[str]]) -> float:
     """The largest share of the question's words (`asked`) found in one sentence
     together with the sentence before it (unweighted: a question's rare words are
     not rare in the sentences retrieval picked for them)."""
     if not asked or not candidates:
         return 0.0
     return max(
-        len(asked & (words[c.article_id, c.position] | words.get((c.article_id, c.position - 1), set())))
+        len(asked & (words[c.key] | words.get(_before(c.key), set())))
         for c in candidates
     ) / len(asked)
 
 
-def word_overlap(
+def weighted_overlap(
     question: set[str], sentences: list[set[str]], before: list[set[str]], context_weight: float = 0.5
 ) -> list[float]:
-    """How much of the question each sentence holds, from 0 to 1.
+    """How much of the question each sentence holds, from 0 to 1, rare words weighing more.
 
     A question word found in every sentence (the topic) says little about which
     one answers, a rare one says much: words weigh log(1 + n / df) over the n
@@ -406,7 +457,7 @@ def contextual_query(question: str, history: Sequence[Turn]) -> str:
         return question
     last = history[-1]
     names = re.findall(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b", last.answer)
-    names = [n for n in dict.fromkeys(names) if n.lower() not in STOPWORDS][:8]
+    names = [n for n in dict.fromkeys(names) if n.lower() not in STOPWORDS][:FOLLOW_UP_NAMES]
     return " ".join([last.question, question, *names])
 
 
@@ -414,4 +465,4 @@ def is_follow_up(question: str) -> bool:
     words = WORD.findall(question)
     content = [w for w in words if w.lower() not in STOPWORDS]
     starts_like_one = re.match(r"^(and|but|also|what about|how about|so|then)\b", question, re.I)
-    return len(content) <= 6 and bool(ANAPHORA.search(question) or starts_like_one)
+    return len(content) <= FOLLOW_UP_MAX_WORDS and bool(ANAPHORA.search(question) or starts_like_one)

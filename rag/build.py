@@ -11,6 +11,7 @@ a killed build keeps what it finished and the next build does the rest.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total); stage is 'reading' (files) or 'embedding' (chunks)."""
@@ -96,8 +99,10 @@ class _Scan:
     """Ids of every article in the corpus now."""
     file_rows: dict[str, tuple[int, int, str]]
     """(size, mtime_ns, sha256) to record for files read this time."""
-    kept: set[str]
-    """Files that could not be read this time: their articles are kept, not dropped."""
+    keep_indexed: set[str]
+    """Files whose indexed articles stay as they are although the file gave none
+    this time: it could not be read, or it now yields no article (more likely
+    broken than emptied on purpose)."""
     seen: set[str]
     """Every file path in the corpus now."""
 
@@ -157,7 +162,7 @@ class Builder:
 
         scan = self._scan(known_files, stored, report)
         pending, file_rows = scan.pending, scan.file_rows
-        removed = [aid for aid, (path, _) in stored.items() if aid not in scan.present and path not in scan.kept]
+        removed = [aid for aid, (path, _) in stored.items() if aid not in scan.present and path not in scan.keep_indexed]
         report.removed = len(removed)
 
         store.begin()
@@ -204,6 +209,7 @@ class Builder:
         store.commit(changed=full or report.changed)
         report.repaired = store.save_derived()
         store.write_manifest()
+        log.info("build of %s: %s", self.settings.index_dir, report.summary())
         return report
 
     def _scan(self, known_files: dict, stored: dict, report: BuildReport) -> _Scan:
@@ -212,7 +218,7 @@ class Builder:
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus folder {corpus}/ does not exist")
         files = corpus_files(corpus)
-        max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        max_bytes = self.settings.max_file_bytes
         by_path: dict[str, list[str]] = {}
         for aid, (path, _) in stored.items():
             by_path.setdefault(path, []).append(aid)
@@ -221,7 +227,7 @@ class Builder:
         present: set[str] = set()
         owner: dict[str, str] = {}
         file_rows: dict[str, tuple[int, int, str]] = {}
-        kept: set[str] = set()
+        keep_indexed: set[str] = set()
         unchanged_files = []
         for number, path in enumerate(files, start=1):
             self.progress("reading", number, len(files))
@@ -234,7 +240,7 @@ class Builder:
             raw = read_bytes(path, rel, max_bytes)
             if isinstance(raw, Skipped):
                 report.skipped.append(raw)
-                kept.add(rel)
+                keep_indexed.add(rel)
                 continue
             digest = hashlib.sha256(raw).hexdigest()
             file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
@@ -251,7 +257,7 @@ class Builder:
             if not articles and by_path.get(rel):
                 # A file that used to hold articles and now yields none is more
                 # likely broken than emptied on purpose: keep what was indexed.
-                kept.add(rel)
+                keep_indexed.add(rel)
                 continue
             for article in articles:
                 if article.id in owner:
@@ -284,7 +290,7 @@ class Builder:
                 )
                 report.added -= not item.replaces
                 report.updated -= item.replaces
-        return _Scan(pending, present, file_rows, kept, {p.relative_to(corpus).as_posix() for p in files})
+        return _Scan(pending, present, file_rows, keep_indexed, {p.relative_to(corpus).as_posix() for p in files})
 
     def _chunk(self, pending: list[_Pending]) -> None:
         if not pending:
@@ -370,6 +376,7 @@ def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:
     try:
         return list(parse(raw, rel))
     except Exception as err:  # a parser bug on one odd file must not stop the build
+        log.warning("parsing %s failed", rel, exc_info=True)  # the traceback, for a bug report
         return [Skipped(rel, f"could not be parsed ({type(err).__name__}: {err})")]
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
-from rag.settings import Settings
+from rag.settings import DEFAULT_K, Settings
 
 EXIT_SKIPPED = 1  # --strict and some input was skipped; `rag ask` and a stdin line it could not read
 EXIT_ERROR = 2  # the command could not run (missing or mismatched index, bad arguments)
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ask = commands.add_parser("ask", help="answer a question with cited sentences")
     _index_arg(ask)
     ask.add_argument("question", nargs="?", help="the question; without it, one question per line is read from stdin (UTF-8)")
-    ask.add_argument("--k", type=int, default=10, help="passages to retrieve and list, 1 to 100 (default 10)")
+    ask.add_argument("--k", type=int, default=DEFAULT_K, help=f"passages to retrieve and list, 1 to 100 (default {DEFAULT_K})")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines when reading stdin)")
     ask.add_argument("--llm-url", dest="llm_base_url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (or RAG_LLM_BASE_URL)")
     ask.add_argument("--llm-model", dest="llm_model", help="model name to ask the server for (or RAG_LLM_MODEL)")
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--corpus", type=Path, help="MultiHop-RAG corpus.json (default: next to the queries)")
     evaluate.add_argument("--index", type=Path, help="index to build/use (default: index-eval/<dataset kind>)")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
-    evaluate.add_argument("--k", type=int, default=10)
+    evaluate.add_argument("--k", type=int, default=DEFAULT_K)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _backend_arg(evaluate)
     evaluate.add_argument("--llm", action="store_true", help="MultiHop-RAG: answer with the LLM server too, report answer accuracy")
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(run=cmd_serve)
 
     args = parser.parse_args(argv)
+    # Warnings (and with RAG_LOG_LEVEL=INFO or DEBUG more) go to stderr.
+    logging.basicConfig(level=Settings.from_env().log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     import sqlite3
 
     from rag.store import StoreError, explain

@@ -25,6 +25,7 @@ from pathlib import Path
 from rag.answer import Answer
 from rag.llm import MARKER, NO_ANSWER
 from rag.pipeline import Pipeline
+from rag.settings import DEFAULT_K
 
 OFFTOPIC = Path(__file__).resolve().parents[1] / "tests" / "data" / "offtopic_questions.txt"
 
@@ -89,7 +90,7 @@ def _ask_all(
 
 
 def evaluate_multihop(
-    pipeline: Pipeline, queries: list[dict], k: int = 10, offtopic: bool = True, llm: bool = False
+    pipeline: Pipeline, queries: list[dict], k: int = DEFAULT_K, offtopic: bool = True, llm: bool = False
 ) -> dict:
     answers, seconds, generated = _ask_all(pipeline, (q["query"] for q in queries), k, llm)
     hits4 = hits10 = rr = average_precision = cited_hit = 0.0
@@ -175,7 +176,7 @@ def abstention(should: list[bool], did: list[bool]) -> dict:
     }
 
 
-def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = 10) -> dict:
+def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = DEFAULT_K) -> dict:
     answers, seconds, _ = _ask_all(pipeline, (q["query"] for q in questions), k)
     passage_hit = sentence_hit = 0
     for question, answer in zip(questions, answers):

@@ -28,6 +28,9 @@ BODY_FIELDS = ("body", "text", "content")
 DATE_FIELDS = ("published_at", "date", "published", "publish_date")
 SOURCE_FIELDS = ("source", "outlet", "sitename")
 
+BINARY_PROBE_BYTES = 8192
+"""A NUL byte in a file's first 8 KiB marks it binary (git's heuristic, same size)."""
+
 
 @dataclass(frozen=True)
 class Article:
@@ -122,7 +125,7 @@ def decode(raw: bytes) -> str | Skipped:
             return raw.decode("utf-16")
         except UnicodeDecodeError:
             return Skipped("", "not valid UTF-16 despite its byte-order mark")
-    if b"\x00" in raw[:8192]:
+    if b"\x00" in raw[:BINARY_PROBE_BYTES]:
         return Skipped("", "binary file (contains NUL bytes), not text")
     try:
         return raw.decode("utf-8-sig")
@@ -277,13 +280,13 @@ def _read_plain(text: str, rel: str, stem: str) -> Article | None:
             date = date or line
         elif counts[line] > 1:
             source = source or line
-        elif not title and len(line.split()) >= 3:
+        elif not title and len(line.split()) >= HEADLINE_MIN_WORDS:
             title = line
     # Without a repeated line, a short line next to the date is a byline or the outlet.
     dated = [i for i, line in enumerate(header_lines) if DATE_LINE.match(line)]
     for i in [j for d in dated[-1:] for j in (d - 1, d + 1)]:
         line = header_lines[i] if 0 <= i < len(header_lines) else ""
-        if not line or line == title or len(line.split()) > 5 or DATE_LINE.match(line):
+        if not line or line == title or len(line.split()) > BYLINE_MAX_WORDS or DATE_LINE.match(line):
             continue
         if re.match(r"^by\s+", line, re.I):
             fields.setdefault("author", line[3:].strip())
@@ -313,7 +316,7 @@ def _story_span(paragraphs: list[str]) -> tuple[int, int] | None:
     for i, paragraph in enumerate(paragraphs):
         if not _is_prose(paragraph):
             continue
-        if runs and i - runs[-1][2] <= 2:
+        if runs and i - runs[-1][2] <= STORY_GAP:
             size, first, _ = runs[-1]
             runs[-1] = (size + len(paragraph), first, i)
         else:
@@ -324,6 +327,21 @@ def _story_span(paragraphs: list[str]) -> tuple[int, int] | None:
     return first, last
 
 
+# What counts as the story in a plain-text page, set on the sample article and
+# the test cases in tests/test_ingest.py (navigation, bylines, promos, subheads):
+PROSE_MIN_WORDS = 8
+"""A paragraph of at least this many words that ends like a sentence is prose ..."""
+PROSE_ANY_END_WORDS = 40
+"""... and one this long is prose however it ends (a paragraph cut off mid-sentence)."""
+STORY_GAP = 2
+"""Paragraphs between two prose paragraphs of one story (a subhead, a photo credit)."""
+HEADLINE_MIN_WORDS = 3
+"""The title is the last header line of at least this many words ..."""
+BYLINE_MAX_WORDS = 5
+"""... and a line next to the date of at most this many is a byline or the outlet."""
+WRAPPED_LINE_CHARS = 50
+"""Lines this long on average are hard-wrapped prose (short ones are a list or verse)."""
+
 WRAPPED = re.compile(r"(?<=[^.!?:\"”])\n(?=[a-z0-9(“\"])|(?<=[a-z,;])\n(?=\S)")
 
 
@@ -332,14 +350,14 @@ def _unwrap(paragraph: str) -> str:
     after a full stop, or before a capitalised line that follows one without
     trailing punctuation, is kept: it may end a headline or a list item."""
     lines = paragraph.splitlines()
-    if len(lines) > 1 and sum(len(line) for line in lines[:-1]) / (len(lines) - 1) >= 50:
+    if len(lines) > 1 and sum(len(line) for line in lines[:-1]) / (len(lines) - 1) >= WRAPPED_LINE_CHARS:
         return WRAPPED.sub(" ", paragraph)
     return paragraph
 
 
 def _is_prose(paragraph: str) -> bool:
     words = paragraph.split()
-    return (len(words) >= 8 and bool(SENTENCE_END.search(paragraph))) or len(words) >= 40
+    return (len(words) >= PROSE_MIN_WORDS and bool(SENTENCE_END.search(paragraph))) or len(words) >= PROSE_ANY_END_WORDS
 
 
 def _normalise_space(text: str) -> str:

@@ -14,17 +14,29 @@ numbered quotations, and the system prompt tells the model to treat it as data.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import tiktoken
 
-from rag.answer import NOT_FOUND, Answer, Answerer, Claim, Evidence, Turn, citation
+from rag.answer import (
+    NOT_FOUND,
+    WORD,
+    Answer,
+    Answerer,
+    Claim,
+    Evidence,
+    ScoredSentence,
+    Turn,
+    citation,
+)
 from rag.chunk import SentenceSplitter
 from rag.embed import Embedder
 from rag.retrieve import Filters
-from rag.settings import Settings
+from rag.settings import DEFAULT_K, Settings
 
 SYSTEM_PROMPT = """You answer questions about news articles using only the numbered source sentences in the user's message.
 Rules:
@@ -36,7 +48,11 @@ Rules:
 
 NO_ANSWER = "the sources do not contain the answer"
 MARKER = re.compile(r"\[(\d+)\]")
-WORD = re.compile(r"[a-z0-9]+")
+SOURCE_OVERHEAD_TOKENS = 12
+"""Allowance per numbered source for what surrounds its sentence in the prompt:
+the "[n]" marker and the "(from: title; outlet, date)" note."""
+
+log = logging.getLogger(__name__)
 
 
 def api_key() -> str:
@@ -83,15 +99,16 @@ class Verifier:
             if not plain:
                 continue
             similarity = {n: float(vector @ source_vectors[n]) for n in numbers}
-            overlap = {n: word_overlap(plain, sources[n]) for n in numbers}
+            overlap = {n: word_share(plain, sources[n]) for n in numbers}
             supported = any(similarity[n] >= self.min_similarity or overlap[n] >= self.min_overlap for n in numbers)
             support = max((max(similarity[n], overlap[n]) for n in numbers), default=0.0)
             claims.append(Claim(piece.strip(), numbers, supported, round(support, 4)))
         return claims
 
 
-def word_overlap(claim: str, source: str) -> float:
-    """Share of the claim's words (3+ letters) that occur in the source."""
+def word_share(claim: str, source: str) -> float:
+    """Share of the claim's words (3+ letters, any case) that occur in the source;
+    unlike `answer.weighted_overlap`, every word counts the same."""
     words = {w for w in WORD.findall(claim.lower()) if len(w) > 2}
     if not words:
         return 0.0
@@ -124,7 +141,7 @@ class LlmAnswerer:
             )
         return self._client
 
-    def __call__(self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None) -> Answer:
+    def __call__(self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None) -> Answer:
         answer = None
         for item in self.stream(question, history, k, filters):
             if isinstance(item, Answer):
@@ -132,16 +149,17 @@ class LlmAnswerer:
         return answer
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         evidence = self.answerer.evidence(question, history, k, filters)
         if evidence.abstain:
             yield evidence.abstention()
             return
         sources = self.sources(evidence)
+        messages = self.messages(evidence.question, sources)
         parts: list[str] = []
         try:
-            for token in self._generate(evidence.question, sources):
+            for token in self._generate(messages):
                 parts.append(token)
                 yield token
         except LlmError as err:
@@ -152,44 +170,42 @@ class LlmAnswerer:
             yield self._fallback(question, history, k, filters, "the LLM returned an empty answer")
             return
         if NO_ANSWER in text.lower():
-            answer = evidence.abstention()
-            answer.mode = "llm"
-            yield answer
+            yield evidence.abstention(mode="llm")
             return
         claims = self.verifier(text, {n: s.text for n, s in sources.items()})
         if not any(c.citations for c in claims):
             yield self._fallback(question, history, k, filters, "the LLM answer cited none of the sources it was given")
             return
         cited = sorted({n for c in claims for n in c.citations})
-        answer = Answer(
-            evidence.question,
-            text,
-            False,
-            [citation(n, sources[n]) for n in cited],
-            evidence.passages,
-            evidence.query,
-            evidence.confidence,
+        yield Answer(
+            question=evidence.question,
+            text=text,
+            abstained=False,
+            citations=[citation(n, sources[n]) for n in cited],
+            passages=evidence.passages,
+            query=evidence.query,
+            confidence=evidence.confidence,
+            mode="llm",
+            claims=claims,
         )
-        answer.mode, answer.claims = "llm", claims
-        yield answer
 
-    def sources(self, evidence: Evidence) -> dict:
+    def sources(self, evidence: Evidence) -> dict[int, ScoredSentence]:
         """The best sentences that fit the token budget, numbered in reading order."""
         budget = self.settings.llm_context_tokens
         chosen = []
         for sentence in evidence.sentences:
-            cost = len(self._encoding.encode_ordinary(sentence.text)) + 12
+            cost = len(self._encoding.encode_ordinary(sentence.text)) + SOURCE_OVERHEAD_TOKENS
             if cost > budget:
                 continue
             chosen.append(sentence)
             budget -= cost
         order = {}
         for s in chosen:
-            order.setdefault(s.article_id, len(order))
-        chosen.sort(key=lambda s: (order[s.article_id], s.position))
+            order.setdefault(s.sentence.article_id, len(order))
+        chosen.sort(key=lambda s: (order[s.sentence.article_id], s.sentence.position))
         return {n: s for n, s in enumerate(chosen, start=1)}
 
-    def messages(self, question: str, sources: dict) -> list[dict]:
+    def messages(self, question: str, sources: dict[int, ScoredSentence]) -> list[dict]:
         lines = []
         for n, s in sources.items():
             where = ", ".join(x for x in (s.hit.source, s.hit.published[:10]) if x)
@@ -202,13 +218,14 @@ class LlmAnswerer:
         )
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
-    def _generate(self, question: str, sources: dict) -> Iterator[str]:
+    def _generate(self, messages: list[dict]) -> Iterator[str]:
+        """The server's answer as it arrives; its failures raised as LlmError (ours are not caught)."""
         import openai
 
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.llm_model or "default",
-                messages=self.messages(question, sources),
+                messages=messages,
                 temperature=0,
                 max_tokens=self.settings.llm_max_tokens,
                 stream=self.settings.llm_stream,
@@ -229,12 +246,14 @@ class LlmAnswerer:
         except openai.APIStatusError as err:
             raise LlmError(f"the LLM server answered with HTTP {err.status_code}") from None
         except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError) as err:
+            # What the server sent did not have the shape of a chat completion.
+            log.warning("unusable LLM response", exc_info=True)
             raise LlmError(f"the LLM server sent something unusable ({type(err).__name__})") from None
 
     def _fallback(self, question, history, k, filters, reason: str) -> Answer:
+        log.info("LLM answer replaced by the extractive one: %s", reason)
         answer = self.answerer(question, history=history, k=k, filters=filters)
-        answer.notice = f"{reason}; showing the extractive answer instead."
-        return answer
+        return replace(answer, notice=f"{reason}; showing the extractive answer instead.")
 
 
 __all__ = ["NOT_FOUND", "Claim", "LlmAnswerer", "LlmError", "Verifier", "api_key"]

@@ -13,6 +13,7 @@ completed; an answer already under way finishes on the snapshot it started with.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,8 +24,10 @@ from rag.build import comparable_manifest
 from rag.embed import Embedder
 from rag.llm import LlmAnswerer
 from rag.retrieve import Filters, Retriever
-from rag.settings import Settings
+from rag.settings import DEFAULT_K, Settings
 from rag.store import IndexStore
+
+log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 1.0
 """Seconds between two looks for a newer build (see `Pipeline.refresh`)."""
@@ -95,6 +98,7 @@ class Pipeline:
             # The old snapshot is not closed here: an answer may still be reading
             # it; its connection closes when the last reference goes.
             self.view = self._load()
+            log.info("loaded the build of %s completed at %s", self.settings.index_dir, self.view.built_at)
             return True
 
     def is_current(self) -> bool:
@@ -109,7 +113,7 @@ class Pipeline:
         self,
         question: str,
         history: Sequence[Turn] = (),
-        k: int = 10,
+        k: int = DEFAULT_K,
         filters: Filters | None = None,
         llm: bool = False,
     ) -> Answer:
@@ -121,7 +125,7 @@ class Pipeline:
         return view.answerer(question, history=history, k=k, filters=filters)
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), k: int = 10, filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         """LLM answer as it is generated (text pieces), then the verified Answer."""
         yield from self.view.llm.stream(question, history=history, k=k, filters=filters)

@@ -16,7 +16,14 @@ from datetime import date
 import numpy as np
 
 from rag.embed import Embedder
+from rag.settings import DEFAULT_K
 from rag.store import IndexStore
+
+FILTERED_DEPTH_FACTOR = 10
+FILTERED_MIN_DEPTH = 1000
+"""FAISS cannot filter while it searches a flat index, so with a filter it returns
+this many times `depth` (at least `FILTERED_MIN_DEPTH`) nearest chunks and the
+filter keeps the allowed ones: enough while the filter keeps 1 chunk in 10."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Hit:
     last_sentence: int
     score: float
     """Fused score: higher is better; comparable only within one question."""
-    dense: float = 0.0
+    similarity: float = 0.0
     """Cosine similarity of the question and the chunk."""
     title: str = ""
     source: str = ""
@@ -55,7 +62,7 @@ class Hit:
 class _Candidate:
     dense_rank: int | None = None
     lexical_rank: int | None = None
-    dense: float = 0.0
+    similarity: float = 0.0
     score: float = 0.0
 
 
@@ -107,7 +114,7 @@ def interleave(ranked: list[int], group_of: dict[int, str]) -> list[int]:
 
 
 class Retriever:
-    """`Retriever(store, embedder)(question, k=10, filters=None)` -> list[Hit]."""
+    """`Retriever(store, embedder)(question, k=DEFAULT_K, filters=None)` -> list[Hit]."""
 
     def __init__(
         self,
@@ -155,7 +162,7 @@ class Retriever:
         return found
 
     def __call__(
-        self, question: str, k: int = 10, filters: Filters | None = None, query_vector: np.ndarray | None = None
+        self, question: str, k: int = DEFAULT_K, filters: Filters | None = None, query_vector: np.ndarray | None = None
     ) -> list[Hit]:
         """`query_vector`: the question's (1, dimension) embedding when the caller has it already."""
         candidates: dict[int, _Candidate] = {}
@@ -163,7 +170,7 @@ class Retriever:
         query = self.embedder([question]) if query_vector is None else query_vector
         for rank, (chunk_id, score) in enumerate(self.dense(query, allowed)):
             candidates.setdefault(chunk_id, _Candidate()).dense_rank = rank
-            candidates[chunk_id].dense = score
+            candidates[chunk_id].similarity = score
         for rank, (chunk_id, _) in enumerate(self.lexical(question, allowed)):
             candidates.setdefault(chunk_id, _Candidate()).lexical_rank = rank
         if not candidates:
@@ -181,7 +188,7 @@ class Retriever:
         best = [(chunk_id, candidates[chunk_id]) for chunk_id in ranked[:k]]
         for chunk_id, c in best:
             if c.dense_rank is None:  # found by BM25 only: still report its similarity
-                c.dense = float(self.store.vectors.reconstruct(chunk_id) @ query[0])
+                c.similarity = float(self.store.vectors.reconstruct(chunk_id) @ query[0])
         return self._hits(best)
 
     def groups(self, ranked: list[int], named: set[str], days: set[str]) -> dict[int, str]:
@@ -201,7 +208,7 @@ class Retriever:
         index = self.store.vectors
         if index.ntotal == 0:
             return []
-        depth = min(index.ntotal, self.depth if allowed is None else max(self.depth * 10, 1000))
+        depth = min(index.ntotal, self.depth if allowed is None else max(self.depth * FILTERED_DEPTH_FACTOR, FILTERED_MIN_DEPTH))
         scores, ids = index.search(query, depth)
         found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if allowed is not None:
@@ -248,7 +255,7 @@ class Retriever:
                     first_sentence=r["first_sentence"],
                     last_sentence=r["last_sentence"],
                     score=c.score,
-                    dense=c.dense,
+                    similarity=c.similarity,
                     title=r["title"] or "",
                     source=r["source"] or "",
                     published=r["published"] or "",

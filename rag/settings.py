@@ -21,6 +21,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 FORMAT_VERSION = 2
 
 
+DEFAULT_K = 10
+"""Passages returned per question unless the caller asks for another number."""
+
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = Path("corpus")
@@ -69,6 +72,9 @@ class Settings:
 
     max_file_mb: float = 25.0
     """Files larger than this are reported and skipped instead of read."""
+
+    log_level: str = "WARNING"
+    """Python logging level of the `rag` command and the app (DEBUG, INFO, WARNING)."""
 
     llm_base_url: str = ""
     """OpenAI-compatible server for `--llm` answers, e.g. http://127.0.0.1:8080/v1
@@ -123,6 +129,11 @@ class Settings:
             values[f.name] = _parse(f.name, raw, str(f.type))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """`max_file_mb` in bytes (a megabyte being 10^6 bytes, as file managers count)."""
+        return int(self.max_file_mb * 1_000_000)
 
     def chunking(self) -> dict:
         """The settings an index depends on: changing any of them needs `rag build --full`."""

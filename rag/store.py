@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ from rag.chunk import Chunk, Sentence
 from rag.ingest import Article
 from rag.lexical import LexicalIndex
 from rag.settings import FORMAT_VERSION
+
+log = logging.getLogger(__name__)
 
 DATABASE = "rag.sqlite"
 MANIFEST = "manifest.json"
@@ -132,6 +135,9 @@ class IndexMissing(StoreError):
 SENTENCE_DTYPE = np.float16
 """Sentence vectors on disk: half the bytes of float32; rounding them to float16
 moved question-sentence cosines by at most 3e-5 (200 MultiHop-RAG texts)."""
+
+SQL_BATCH = 500
+"""Ids per `IN (?, ...)` query: below SQLite's old limit of 999 parameters."""
 
 
 def manifest_for(model: str, dimension: int, chunking: dict, backend: str, sentence_vectors: str) -> dict:
@@ -360,8 +366,8 @@ class IndexStore:
         """Delete articles with their sentences, chunks and vectors; returns chunks removed."""
         article_ids = list(article_ids)
         chunk_ids: list[int] = []
-        for start in range(0, len(article_ids), 500):
-            batch = article_ids[start : start + 500]
+        for start in range(0, len(article_ids), SQL_BATCH):
+            batch = article_ids[start : start + SQL_BATCH]
             marks = ",".join("?" * len(batch))
             chunk_ids += [r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE article_id IN ({marks})", batch)]
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", batch)
@@ -436,7 +442,7 @@ class IndexStore:
 
     def _rebuild_vectors(self) -> faiss.Index:
         manifest = self.manifest or {}
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest.get("dimension", 384))))
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest["dimension"])))
         ids, blobs = [], []
         for row in self.query("SELECT id, embedding FROM chunks ORDER BY id"):
             ids.append(row[0])
@@ -515,7 +521,8 @@ class IndexStore:
         has no recorded checksum yet (an index from before they were recorded)."""
         if not path.exists() or path.name not in records:
             return True
-        if self._damage(path) is not None:
+        if (damage := self._damage(path)) is not None:
+            log.warning("%s is damaged (%s): writing it anew from the database", path, damage)
             repaired.append(path.name)
             return True
         return False
@@ -579,8 +586,8 @@ class IndexStore:
     def chunks(self, chunk_ids: list[int]) -> dict[int, sqlite3.Row]:
         """Chunks by id, each with its article's title, outlet, date, url and path."""
         found = {}
-        for start in range(0, len(chunk_ids), 500):
-            batch = chunk_ids[start : start + 500]
+        for start in range(0, len(chunk_ids), SQL_BATCH):
+            batch = chunk_ids[start : start + SQL_BATCH]
             marks = ",".join("?" * len(batch))
             rows = self.query(
                 'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back, word_overlap
+from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back, weighted_overlap
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters, interleave, mentioned_dates
@@ -164,16 +164,16 @@ def test_interleave():
     assert interleave([3, 2, 1], {}) == [3, 2, 1]
 
 
-def test_word_overlap_weighs_rare_words_and_the_sentence_before():
+def test_weighted_overlap_weighs_rare_words_and_the_sentence_before():
     question = {"norman", "raider"}
     sentences = [{"norman", "franc"}, {"norman"}, {"raider", "norway"}, {"norman", "raider"}]
     before = [set(), {"norman", "franc"}, {"norman"}, {"raider", "norway"}]
-    topic, rare, both = word_overlap(question, sentences, [set()] * 4)[1:]
+    topic, rare, both = weighted_overlap(question, sentences, [set()] * 4)[1:]
     assert both == 1.0 and rare > 0.5 > topic  # "norman" is in three of four sentences
-    with_context = word_overlap(question, sentences, before, context_weight=0.5)
+    with_context = weighted_overlap(question, sentences, before, context_weight=0.5)
     assert with_context[2] > rare  # the sentence before names the Normans
     assert with_context[3] == both  # nothing more to lend
-    assert word_overlap(set(), sentences, before) == [0.0] * 4
+    assert weighted_overlap(set(), sentences, before) == [0.0] * 4
 
 
 def test_leans_back():

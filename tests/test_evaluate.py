@@ -45,9 +45,15 @@ def test_multihop_scoring_matches_the_official_rules():
     ]
     answers = [
         # fact one (whitespace differs) at rank 2, fact two at rank 5
-        Answer("q1", "x", False, [cite("Fact one here.")], [hit("a"), hit("xx Fact one\nhere. yy"), hit("b"), hit("c"), hit("Fact two.")]),
-        Answer("q2", "x", False, [cite("Nothing.")], [hit("nothing")] * 10),
-        Answer("q3", "x", True, [], []),
+        Answer(
+            question="q1",
+            text="x",
+            abstained=False,
+            citations=[cite("Fact one here.")],
+            passages=[hit("a"), hit("xx Fact one\nhere. yy"), hit("b"), hit("c"), hit("Fact two.")],
+        ),
+        Answer(question="q2", text="x", abstained=False, citations=[cite("Nothing.")], passages=[hit("nothing")] * 10),
+        Answer(question="q3", text="x", abstained=True),
     ]
     result = evaluate_multihop(FakePipeline(answers), queries, offtopic=False)
     assert result["answerable"] == 2
@@ -67,11 +73,11 @@ def test_llm_answer_accuracy_counts_gold_answer_in_generated_text():
         {"query": "q3", "answer": "Insufficient information.", "evidence_list": []},
         {"query": "q4", "answer": "OpenAI", "evidence_list": [{"fact": "f"}]},
     ]
-    good = Answer("q1", "It was donald trump [1].", False, mode="llm", claims=[Claim("It was donald trump [1].", (1,), True, 0.9)])
-    wrong = Answer("q2", "No [2].", False, mode="llm", claims=[Claim("No [2].", (2,), False, 0.1)])
-    declined = Answer("q3", "I could not find this.", True, mode="llm")
+    good = Answer(question="q1", text="It was donald trump [1].", abstained=False, mode="llm", claims=[Claim("It was donald trump [1].", (1,), True, 0.9)])
+    wrong = Answer(question="q2", text="No [2].", abstained=False, mode="llm", claims=[Claim("No [2].", (2,), False, 0.1)])
+    declined = Answer(question="q3", text="I could not find this.", abstained=True, mode="llm")
     # The model named the answer but cited nothing: the extractive answer was shown instead.
-    fallback = Answer("q4", "Sentences that do not name it.", False, notice="cited none; showing the extractive answer")
+    fallback = Answer(question="q4", text="Sentences that do not name it.", abstained=False, notice="cited none; showing the extractive answer")
     pipeline = FakePipeline(
         [good, wrong, declined, fallback],
         generated=["It was donald trump [1].", "No [2].", "The sources do not contain the answer.", "It is OpenAI."],

@@ -209,7 +209,7 @@ def citation_card(c: Citation, article_text: str | None, same_as: int | None = N
 
 
 def passage_card(i: int, hit: Hit, limit: int = CONTEXT_CHARS) -> str:
-    score = f'<span class="src-score" title="retrieval score {hit.score:.4f}, cosine similarity {hit.dense:.3f}">score {hit.score:.3f}</span>'
+    score = f'<span class="src-score" title="retrieval score {hit.score:.4f}, cosine similarity {hit.similarity:.3f}">score {hit.score:.3f}</span>'
     text = " ".join(hit.text.split())
     if len(text) > limit:
         cut = text.rfind(" ", 0, limit)

@@ -48,7 +48,7 @@ class BuildReport:
     chunks_total: int = 0
     seconds: float = 0.0
     repaired: list[str] = field(default_factory=list)
-    """Damaged derived files (FAISS, BM25) written anew from the database."""
+    """Damaged segments (FAISS, BM25 files) written anew from the database."""
 
     @property
     def changed(self) -> bool:
@@ -154,7 +154,7 @@ class Builder:
             # incremental update, so that a first build killed halfway resumes.
             store.begin()
             store.reset(expected_manifest(self.settings, self.embedder.dimension))
-            store.commit(changed=False)
+            store.commit()
         if not full:
             store.check(comparable_manifest(self.settings))
         known_files = {} if full else store.files()
@@ -173,7 +173,7 @@ class Builder:
         for path in set(known_files) - scan.seen:  # files gone from the corpus
             store.remove_file(path)
         if not full:
-            store.commit(changed=bool(removed))
+            store.commit()
 
         self._chunk(pending)
         total = sum(len(p.chunks) for p in pending)
@@ -193,10 +193,12 @@ class Builder:
                 )
                 offset += n
             if not full:
-                store.commit(changed=True)
+                store.commit()
             done += len(vectors)
             self.progress("embedding", done, total)
         report.chunks_embedded = done
+        # Before `last_build` moves: a reader that loads the new build finds it in segments.
+        report.repaired = store.write_segments()
 
         if not full:
             store.begin()
@@ -206,8 +208,8 @@ class Builder:
         report.chunks_total = store.counts()["chunks"]
         store.set_meta("last_build", f"{time.time():.3f}")
         store.set_meta("last_report", report.summary())
-        store.commit(changed=full or report.changed)
-        report.repaired = store.save_derived()
+        store.commit()
+        store.remove_unowned()
         store.write_manifest()
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
         return report
@@ -366,7 +368,7 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
     if store is None:
         for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal"):
             (index_dir / name).unlink(missing_ok=True)
-        for derived in [*index_dir.glob("vectors-*"), *index_dir.glob("bm25-*")]:  # they were the old database's
+        for derived in index_dir.glob("seg-*"):  # they were the old database's
             shutil.rmtree(derived) if derived.is_dir() else derived.unlink(missing_ok=True)
         store = IndexStore(index_dir, create=True)
     return store

@@ -1,4 +1,5 @@
-"""BM25 over the index's chunks (bm25s), kept in step with FAISS by the build."""
+"""BM25 over the chunks of one index segment (bm25s), scored with the index-wide
+word statistics so that segments of any size rank alike."""
 
 from __future__ import annotations
 
@@ -14,6 +15,20 @@ IDS_FILE = "chunk_ids.json"
 
 def _tokenize(texts: list[str], stemmer) -> bm25s.tokenization.Tokenized:
     return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+
+
+def query_terms(query: str, stemmer=None) -> list[str]:
+    """The question's words as the index holds them: stemmed, stopwords dropped
+    (repeats kept: a word asked twice counts twice, as in bm25s)."""
+    tokens = _tokenize([query], stemmer or Stemmer.Stemmer("english"))
+    if not tokens.vocab:
+        return []
+    return bm25s.tokenization.convert_tokenized_to_string_list(tokens)[0]
+
+
+def idf(document_frequency: np.ndarray, documents: int) -> np.ndarray:
+    """BM25's inverse document frequency, Lucene's variant (bm25s's default)."""
+    return np.log1p((documents - document_frequency + 0.5) / (document_frequency + 0.5))
 
 
 class LexicalIndex:
@@ -42,6 +57,28 @@ class LexicalIndex:
         ids = json.loads((folder / IDS_FILE).read_text())
         model = bm25s.BM25.load(str(folder), show_progress=False) if ids else bm25s.BM25()
         return cls(model, ids)
+
+    def document_frequencies(self, terms: list[str]) -> np.ndarray:
+        """In how many of this segment's chunks each term occurs."""
+        if not len(self.ids):
+            return np.zeros(len(terms))
+        indptr, vocab = self.model.scores["indptr"], self.model.vocab_dict
+        return np.array([indptr[vocab[t] + 1] - indptr[vocab[t]] if t in vocab else 0 for t in terms], dtype=np.float64)
+
+    def scores(self, terms: list[str], weights: np.ndarray) -> np.ndarray:
+        """BM25 score of every chunk of the segment, each term's idf replaced by
+        `weights` (the index-wide idf: bm25s stored idf x term frequency part)."""
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        if not len(self.ids):
+            return out
+        scores, vocab = self.model.scores, self.model.vocab_dict
+        own = idf(self.document_frequencies(terms), len(self.ids))
+        for term, weight, own_weight in zip(terms, weights, own):
+            if term not in vocab:
+                continue
+            column = slice(scores["indptr"][vocab[term]], scores["indptr"][vocab[term] + 1])
+            out[scores["indices"][column]] += scores["data"][column] * np.float32(weight / own_weight)
+        return out
 
     def search(self, query: str, k: int = 100, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Best chunks for `query`; `mask` (one 0/1 per chunk, in `ids` order) restricts the search."""

@@ -61,8 +61,8 @@ class Pipeline:
         store.check(comparable_manifest(self.settings))
         retriever = Retriever(store, self.embedder)
         answerer = Answerer(store, self.embedder, retriever)
-        # Load the FAISS and BM25 files now rather than on the first question.
-        _ = store.vectors, store.lexical
+        # Load the segments now rather than on the first question.
+        _ = store.segments
         return IndexView(store, retriever, answerer, LlmAnswerer(self.settings, answerer), store.meta("last_build"))
 
     # The components of the current snapshot, for callers that read the index directly.

@@ -19,12 +19,6 @@ from rag.embed import Embedder
 from rag.settings import DEFAULT_K
 from rag.store import IndexStore
 
-FILTERED_DEPTH_FACTOR = 10
-FILTERED_MIN_DEPTH = 1000
-"""FAISS cannot filter while it searches a flat index, so with a filter it returns
-this many times `depth` (at least `FILTERED_MIN_DEPTH`) nearest chunks and the
-filter keeps the allowed ones: enough while the filter keeps 1 chunk in 10."""
-
 
 @dataclass(frozen=True)
 class Filters:
@@ -113,6 +107,17 @@ def interleave(ranked: list[int], group_of: dict[int, str]) -> list[int]:
     return turns + others
 
 
+def groups(ranked: list[int], where: dict[int, tuple[str, str]], named: set[str], days: set[str]) -> dict[int, str]:
+    """What takes turns at the top (see `interleave`): the outlets a question
+    names, when it names several, else the days it names. `where`: chunk id ->
+    (lower-cased outlet, ISO day)."""
+    if len(named) > 1:
+        return {c: where[c][0] for c in ranked if c in where and where[c][0] in named}
+    if len(days) > 1:
+        return {c: where[c][1] for c in ranked if c in where and where[c][1] in days}
+    return {}
+
+
 class Retriever:
     """`Retriever(store, embedder)(question, k=DEFAULT_K, filters=None)` -> list[Hit]."""
 
@@ -143,10 +148,7 @@ class Retriever:
         self._load_articles()
 
     def _load_articles(self) -> None:
-        rows = self.store.chunk_metadata()
-        self._chunk_source = {chunk_id: source for chunk_id, source, _ in rows}
-        self._chunk_date = {chunk_id: published[:10] for chunk_id, _, published in rows}
-        self.sources = sorted({s for s in self._chunk_source.values() if s}, key=len, reverse=True)
+        self.sources = sorted((s for s in self.store.sources() if s), key=len, reverse=True)
         # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian".
         self._source_patterns = [
             (source, re.compile(r"(?<!\w)" + re.escape(re.sub(r"^the\s+", "", source, flags=re.I)) + r"(?!\w)", re.I))
@@ -166,7 +168,7 @@ class Retriever:
     ) -> list[Hit]:
         """`query_vector`: the question's (1, dimension) embedding when the caller has it already."""
         candidates: dict[int, _Candidate] = {}
-        allowed = self._allowed(filters) if filters else None
+        allowed = self.store.chunk_ids_where(filters.sources, filters.date_from, filters.date_to) if filters else None
         query = self.embedder([question]) if query_vector is None else query_vector
         for rank, (chunk_id, score) in enumerate(self.dense(query, allowed)):
             candidates.setdefault(chunk_id, _Candidate()).dense_rank = rank
@@ -177,66 +179,33 @@ class Retriever:
             return []
         named = {s.lower() for s in self.mentioned_sources(question)}
         days = mentioned_dates(question)
+        # Outlet and day of each candidate (lower-cased outlet, ISO day).
+        where = self.store.chunk_outlets_and_days(list(candidates)) if named or days else {}
         for chunk_id, c in candidates.items():
             c.score = self._rrf(c.dense_rank, self.dense_weight) + self._rrf(c.lexical_rank, self.lexical_weight)
-            if named and self._chunk_source.get(chunk_id, "").lower() in named:
+            outlet, day = where.get(chunk_id, ("", ""))
+            if outlet in named:
                 c.score += self.metadata_weight / self.rrf_k
-            if days and self._chunk_date.get(chunk_id) in days:
+            if day in days:
                 c.score += self.date_weight / self.rrf_k
         ranked = sorted(candidates, key=lambda chunk_id: -candidates[chunk_id].score)
-        ranked = interleave(ranked, self.groups(ranked, named, days))
+        ranked = interleave(ranked, groups(ranked, where, named, days))
         best = [(chunk_id, candidates[chunk_id]) for chunk_id in ranked[:k]]
-        for chunk_id, c in best:
-            if c.dense_rank is None:  # found by BM25 only: still report its similarity
-                c.similarity = float(self.store.vectors.reconstruct(chunk_id) @ query[0])
+        lexical_only = [chunk_id for chunk_id, c in best if c.dense_rank is None]
+        for chunk_id, vector in self.store.chunk_vectors(lexical_only).items():
+            candidates[chunk_id].similarity = float(vector @ query[0])  # still report its similarity
         return self._hits(best)
-
-    def groups(self, ranked: list[int], named: set[str], days: set[str]) -> dict[int, str]:
-        """What takes turns at the top: the outlets a question names, when it
-        names several, else the days it names."""
-        if len(named) > 1:
-            return {c: self._chunk_source[c].lower() for c in ranked if self._chunk_source.get(c, "").lower() in named}
-        if len(days) > 1:
-            return {c: self._chunk_date[c] for c in ranked if self._chunk_date.get(c) in days}
-        return {}
 
     def _rrf(self, rank: int | None, weight: float) -> float:
         return 0.0 if rank is None else weight / (self.rrf_k + rank + 1)
 
-    def dense(self, query: np.ndarray, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        """Nearest chunks to the (1, dimension) query vector."""
-        index = self.store.vectors
-        if index.ntotal == 0:
-            return []
-        depth = min(index.ntotal, self.depth if allowed is None else max(self.depth * FILTERED_DEPTH_FACTOR, FILTERED_MIN_DEPTH))
-        scores, ids = index.search(query, depth)
-        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        if allowed is not None:
-            found = [(i, s) for i, s in found if i in allowed]
-        return found[: self.depth]
+    def dense(self, query: np.ndarray, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks to the (1, dimension) query vector (only `allowed` ids, when given)."""
+        return self.store.segments.dense(query, self.depth, allowed)
 
-    def lexical(self, question: str, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        index = self.store.lexical
-        mask = None
-        if allowed is not None:
-            mask = np.isin(index.ids, np.fromiter(allowed, dtype=np.int64)).astype(np.float32)
-        return index.search(question, self.depth, mask=mask)
-
-    def _allowed(self, filters: Filters) -> set[int]:
-        sources = {s.lower() for s in filters.sources}
-        allowed = set()
-        for chunk_id, source in self._chunk_source.items():
-            date = self._chunk_date[chunk_id]
-            if sources and source.lower() not in sources:
-                continue
-            if (filters.date_from or filters.date_to) and not date:
-                continue
-            if filters.date_from and date < filters.date_from[:10]:
-                continue
-            if filters.date_to and date > filters.date_to[:10]:
-                continue
-            allowed.add(chunk_id)
-        return allowed
+    def lexical(self, question: str, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Best chunks by BM25 over title, outlet and text (only `allowed` ids, when given)."""
+        return self.store.segments.lexical(question, self.depth, allowed)
 
     def _hits(self, best: list[tuple[int, _Candidate]]) -> list[Hit]:
         rows = self.store.chunks([chunk_id for chunk_id, _ in best])

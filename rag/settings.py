@@ -18,7 +18,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Bumped whenever the on-disk layout of index/ changes incompatibly.
 # 2: sentences carry their vectors (float16), made by the build.
-FORMAT_VERSION = 2
+# 3: FAISS and BM25 files are per-build segments (rag/segment.py), removals tombstones.
+FORMAT_VERSION = 3
 
 
 DEFAULT_K = 10

@@ -1,13 +1,20 @@
-"""The index on disk: SQLite as the source of truth, FAISS as a derived file.
+"""The index on disk: SQLite as the source of truth, segments for search.
 
 `rag.sqlite` holds articles, sentences with character offsets and vectors
 (float16: read per question, never all in memory), chunks with their
-embeddings, the files they came from and the manifest. Every change is an SQLite
-transaction, so a build killed at any moment leaves either the old or the new
-state of each article, never half of one. The FAISS file is named after the
-database generation it matches (`vectors-<generation>.faiss`); when it is missing
-or older than the database (a build died before writing it), it is rebuilt from
-the stored embeddings on open. FAISS ids are chunk ids.
+embeddings, the files they came from, the manifest, and the list of segments.
+Every change is an SQLite transaction, so a build killed at any moment leaves
+either the old or the new state of each article, never half of one.
+
+Search reads segments (rag/segment.py): FAISS and BM25 files for a range of
+chunk ids, written once by the build that added those chunks and never changed.
+A segment's files are written before the transaction that registers it; chunks
+no segment holds yet (a build stopped in between) are searched from the
+database until the next build writes them. The chunk embeddings are kept in
+the database as well as in the segments: merges, repairs of a damaged segment
+and compaction read them from there, inside a transaction, instead of
+re-embedding (see docs/scale.md for what that costs on disk). FAISS ids are
+chunk ids.
 """
 
 from __future__ import annotations
@@ -27,12 +34,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from rag.chunk import Chunk, Sentence
 from rag.ingest import Article
-from rag.lexical import LexicalIndex
+from rag.segment import Segment, SegmentInfo, SegmentSet
 from rag.settings import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL, embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE TABLE IF NOT EXISTS segments (
+    first INTEGER PRIMARY KEY, last INTEGER NOT NULL, chunks INTEGER NOT NULL, fingerprints TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tombstones (chunk_id INTEGER PRIMARY KEY);
 """
 
 
@@ -139,6 +150,12 @@ moved question-sentence cosines by at most 3e-5 (200 MultiHop-RAG texts)."""
 SQL_BATCH = 500
 """Ids per `IN (?, ...)` query: below SQLite's old limit of 999 parameters."""
 
+MERGE_RATIO = 4
+"""After a build, the newest segment is merged into the one before it while that
+one holds at most this many times its live chunks: segment sizes then grow
+geometrically with age, so an index has O(log n) segments and each chunk is
+rewritten O(log n) times over its life (Lucene's tiered merging, simplified)."""
+
 
 def manifest_for(model: str, dimension: int, chunking: dict, backend: str, sentence_vectors: str) -> dict:
     return {
@@ -200,8 +217,7 @@ class IndexStore:
         # One connection serves every thread (a snapshot must be one connection's);
         # statements on it take turns, each one short.
         self._lock = threading.RLock()
-        self._vectors: faiss.Index | None = None
-        self._lexical: LexicalIndex | None = None
+        self._segments: SegmentSet | None = None
         self.problems: list[str] = []
         """Damaged derived files found while loading (they were rebuilt in memory)."""
 
@@ -248,10 +264,6 @@ class IndexStore:
         raw = self.meta("manifest")
         return json.loads(raw) if raw else None
 
-    @property
-    def generation(self) -> int:
-        return int(self.meta("generation", "0"))
-
     def check(self, expected: dict) -> None:
         """Raise `IndexMismatch` unless the index was built with the `expected`
         settings (only the keys given are compared)."""
@@ -275,11 +287,7 @@ class IndexStore:
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
-    def commit(self, changed: bool = True) -> None:
-        """Commit; a commit that changed articles moves to the next generation
-        (in the same transaction), which marks derived files as stale."""
-        if changed:
-            self.set_meta("generation", str(self.generation + 1))
+    def commit(self) -> None:
         self.db.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -290,8 +298,10 @@ class IndexStore:
         """Empty the index for a full rebuild (inside the caller's transaction)."""
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM files")
+        self.db.execute("DELETE FROM segments")
+        self.db.execute("DELETE FROM tombstones")
         self.set_meta("manifest", json.dumps(manifest, sort_keys=True))
-        self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(manifest["dimension"]))
+        self._segments = None
 
     # ------------------------------------------------------------ files
 
@@ -325,9 +335,6 @@ class IndexStore:
     ) -> list[int]:
         """Insert one article with its sentences (and their vectors) and chunks
         (and theirs); returns the new chunk ids."""
-        # Load (or rebuild) the vectors before inserting: a rebuild from SQLite
-        # afterwards would already hold the new chunks, and they would be added twice.
-        vectors = self.vectors
         data = asdict(article)
         self.db.execute(
             "INSERT INTO articles (id, path, hash, title, source, published, url, author, category, text, added_at)"
@@ -358,12 +365,11 @@ class IndexStore:
                 ),
             )
             ids.append(cursor.lastrowid)
-        if ids:
-            vectors.add_with_ids(np.asarray(embeddings, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         return ids
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
-        """Delete articles with their sentences, chunks and vectors; returns chunks removed."""
+        """Delete articles with their sentences and chunks; their chunks' vectors stay
+        in the segments, hidden by tombstones, until a merge. Returns chunks removed."""
         article_ids = list(article_ids)
         chunk_ids: list[int] = []
         for start in range(0, len(article_ids), SQL_BATCH):
@@ -371,161 +377,171 @@ class IndexStore:
             marks = ",".join("?" * len(batch))
             chunk_ids += [r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE article_id IN ({marks})", batch)]
             self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", batch)
-        if chunk_ids:
-            self.vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+        self.db.executemany("INSERT OR IGNORE INTO tombstones (chunk_id) VALUES (?)", [(i,) for i in chunk_ids])
         return len(chunk_ids)
 
-    # ------------------------------------------------------------ vectors
+    # ------------------------------------------------------------ segments
 
-    def _vectors_path(self, generation: int) -> Path:
-        return self.dir / f"vectors-{generation}.faiss"
+    def segment_infos(self) -> list[SegmentInfo]:
+        """The registered segments, oldest (lowest ids) first."""
+        rows = self.query("SELECT first, last, chunks FROM segments ORDER BY first")
+        return [SegmentInfo(*row) for row in rows]
 
-    @property
-    def vectors(self) -> faiss.Index:
-        """FAISS index matching the database: loaded from its file, else (missing or
-        damaged) rebuilt from SQLite."""
-        if self._vectors is None:
-            path = self._vectors_path(self.generation)
-            loaded = self._load_derived(path, lambda p: faiss.read_index(str(p)), lambda index: index.ntotal)
-            self._vectors = loaded if loaded is not None else self._rebuild_vectors()
-        return self._vectors
-
-    def _load_derived(self, path: Path, load, size):
-        """The derived file or folder at `path`, or None when it is missing or damaged
-        (checksum recorded at write, or it fails to load, or does not hold one entry
-        per chunk); damage is noted in `problems`."""
-        if not path.exists():
-            return None
-        problem = self._damage(path)
-        if problem is None:
-            try:
-                loaded = load(path)
-                chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-                if size(loaded) == chunks:
-                    return loaded
-                problem = f"holds {size(loaded)} entries for {chunks} chunks"
-            except Exception as err:  # any parse failure of a damaged file
-                problem = f"cannot be read ({type(err).__name__}: {str(err)[:120]})"
-        self.problems.append(
-            f"{path.name} is damaged ({problem}): rebuilt from the database in memory; `rag build` rewrites it"
-        )
-        return None
-
-    def _damage(self, path: Path) -> str | None:
-        """How `path` differs from the size and SHA-256 recorded when it was written
-        (None if it matches, or if nothing was recorded: an index from before records)."""
-        expected = self._records().get(path.name)
-        if expected is None:
-            return None
-        actual = _fingerprint(path)
-        if actual == expected:
-            return None
-        if actual["bytes"] != expected["bytes"]:
-            return f"{actual['bytes']} bytes, {expected['bytes']} written"
-        return "checksum differs from the one recorded at write"
-
-    def _records(self) -> dict:
+    def _fingerprints(self, info: SegmentInfo) -> dict:
+        rows = self.query("SELECT fingerprints FROM segments WHERE first = ?", (info.first,))
         try:
-            return json.loads(self.meta("derived", "{}"))
+            return json.loads(rows[0][0]) if rows else {}
         except ValueError:
             return {}
 
-    def derived_problems(self) -> list[str]:
-        """Derived files of the current generation that are missing or damaged (for `rag stats`)."""
-        problems = []
-        for path in (self._vectors_path(self.generation), self._lexical_path(self.generation)):
-            if not path.exists():
-                problems.append(f"{path.name} is missing (rebuilt from the database when loaded; `rag build` writes it)")
-            elif (problem := self._damage(path)) is not None:
-                problems.append(f"{path.name} is damaged ({problem}); `rag build` rewrites it")
-        return problems
-
-    def _rebuild_vectors(self) -> faiss.Index:
-        manifest = self.manifest or {}
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest["dimension"])))
-        ids, blobs = [], []
-        for row in self.query("SELECT id, embedding FROM chunks ORDER BY id"):
-            ids.append(row[0])
-            blobs.append(row[1])
-        if ids:
-            matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1)
-            index.add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
-        return index
+    def _tail_start(self, infos: list[SegmentInfo]) -> int:
+        """The first chunk id no segment covers."""
+        return infos[-1].last + 1 if infos else 0
 
     @property
-    def lexical(self) -> LexicalIndex:
-        """BM25 over title, outlet and text of every chunk: loaded, or rebuilt from SQLite."""
-        if self._lexical is None:
-            path = self._lexical_path(self.generation)
-            loaded = self._load_derived(path, LexicalIndex.load, lambda index: len(index.ids))
-            if loaded is not None:
-                self._lexical = loaded
-            else:
-                rows = self.query(
-                    "SELECT c.id, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
-                    " ORDER BY c.id"
-                )
-                self._lexical = LexicalIndex.build([r[0] for r in rows], [f"{r[1]}\n{r[2]}\n{r[3]}" for r in rows])
-        return self._lexical
+    def segments(self) -> SegmentSet:
+        """Every chunk, searchable: the registered segments, loaded from their
+        files (a missing or damaged one is rebuilt in memory from the database and
+        noted in `problems`), and chunks that no segment holds yet (a build was
+        stopped before writing its segment), in memory."""
+        if self._segments is None:
+            infos = self.segment_infos()
+            loaded = [self._load_segment(info) for info in infos]
+            tail = self._segment_from_rows(self._tail_start(infos), None)
+            if tail.info.chunks:
+                loaded.append(tail)
+            removed = np.array([r[0] for r in self.query("SELECT chunk_id FROM tombstones")], dtype=np.int64)
+            self._segments = SegmentSet(loaded, removed)
+        return self._segments
 
-    def _lexical_path(self, generation: int) -> Path:
-        return self.dir / f"bm25-{generation}"
+    def _load_segment(self, info: SegmentInfo) -> Segment:
+        problem = self._damage(info)
+        if problem is None:
+            try:
+                return Segment.load(info, self.dir)
+            except Exception as err:  # any parse failure of a damaged file
+                problem = f"cannot be read ({type(err).__name__}: {str(err)[:120]})"
+        self.problems.append(f"segment {info.name} is damaged ({problem}): rebuilt from the database in memory; `rag build` rewrites it")
+        # Its removed chunks are gone from the database: rebuilt, it holds only live ones.
+        return self._segment_from_rows(info.first, info.last)
 
-    def save_derived(self) -> list[str]:
-        """Write the FAISS file and the BM25 folder for the current generation
-        (each atomically, by rename; missing or damaged ones are written anew), record
-        their sizes and checksums, and drop those of older generations. Returns the
-        names of damaged files it replaced."""
-        generation = self.generation
-        records = self._records()
+    def _segment_from_rows(self, first: int, last: int | None) -> Segment:
+        """A segment of the live chunks with ids first..last (no end: all from `first`),
+        from the database's copy of their vectors and text."""
+        rows = self.query(
+            "SELECT c.id, c.embedding, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
+            " WHERE c.id >= ? AND c.id <= ? ORDER BY c.id",
+            (first, last if last is not None else 1 << 62),
+        )
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        dimension = int((self.manifest or {}).get("dimension") or 1)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+        texts = [f"{r[2]}\n{r[3]}\n{r[4]}" for r in rows]
+        end = last if last is not None else (int(ids[-1]) if len(ids) else first)
+        return Segment.build(SegmentInfo(first, end, len(ids)), ids, vectors, texts)
+
+    def _damage(self, info: SegmentInfo) -> str | None:
+        """How the segment's files differ from the size and SHA-256 recorded when
+        they were written (None if they match)."""
+        expected = self._fingerprints(info)
+        for path in info.files(self.dir):
+            if not path.exists():
+                return f"{path.name} is missing"
+            if path.name not in expected:
+                continue
+            actual = _fingerprint(path)
+            if actual["bytes"] != expected[path.name]["bytes"]:
+                return f"{path.name}: {actual['bytes']} bytes, {expected[path.name]['bytes']} written"
+            if actual != expected[path.name]:
+                return f"{path.name}: checksum differs from the one recorded at write"
+        return None
+
+    def derived_problems(self) -> list[str]:
+        """Segments whose files are missing or damaged (for `rag stats`)."""
+        return [
+            f"segment {info.name} is damaged ({problem}); `rag build` rewrites it"
+            for info in self.segment_infos()
+            if (problem := self._damage(info)) is not None
+        ]
+
+    def write_segments(self) -> list[str]:
+        """At the end of a build: write the chunks no segment holds yet as a new
+        segment, merge (see `MERGE_RATIO`) and rewrite damaged segments from the
+        database. Each in its own transaction, or in the caller's (a full build).
+        Returns the names of the damaged segments it rewrote; the files of the
+        segments they replace go with `remove_unowned`, once committed."""
         repaired = []
-        vectors = self._vectors_path(generation)
-        if self._needs_writing(vectors, records, repaired):
-            tmp = vectors.with_suffix(".tmp")
-            if vectors.is_dir():  # damaged into a folder: os.replace cannot overwrite that
-                _remove(vectors)
-            try:
-                data = faiss.serialize_index(self.vectors)
-                with open(tmp, "wb") as handle:
-                    handle.write(memoryview(data))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, vectors)
-            finally:
-                tmp.unlink(missing_ok=True)
-            records[vectors.name] = _fingerprint(vectors)
-        lexical = self._lexical_path(generation)
-        if self._needs_writing(lexical, records, repaired):
-            self._lexical = None  # chunks changed since it was loaded
-            tmp = lexical.with_name(lexical.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                self.lexical.save(tmp)
-                _remove(lexical)
-                os.replace(tmp, lexical)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            records[lexical.name] = _fingerprint(lexical)
-        records = {name: records[name] for name in (vectors.name, lexical.name)}
-        if records != self._records():
-            self.begin()
-            self.set_meta("derived", json.dumps(records, sort_keys=True))
-            self.commit(changed=False)
-        for old in [*self.dir.glob("vectors-*.faiss"), *self.dir.glob("bm25-*")]:
-            if old not in (vectors, lexical):
-                shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+        for info in self.segment_infos():
+            if (problem := self._damage(info)) is not None:
+                log.warning("segment %s is damaged (%s): writing it anew from the database", info.name, problem)
+                self._replace([info], info.first, info.last)
+                repaired.append(info.name)
+        infos = self.segment_infos()
+        tail = self._tail_start(infos)
+        if self.query("SELECT 1 FROM chunks WHERE id >= ? LIMIT 1", (tail,)):
+            last = self.query("SELECT MAX(id) FROM chunks")[0][0]
+            self._replace([], tail, last)
+        while len(infos := self.segment_infos()) >= 2:
+            older, newer = infos[-2], infos[-1]
+            if self._live(older) > MERGE_RATIO * self._live(newer):
+                break
+            self._replace([older, newer], older.first, newer.last)
         return repaired
 
-    def _needs_writing(self, path: Path, records: dict, repaired: list[str]) -> bool:
-        """True when `path` is missing, damaged (then its name goes to `repaired`) or
-        has no recorded checksum yet (an index from before they were recorded)."""
-        if not path.exists() or path.name not in records:
-            return True
-        if (damage := self._damage(path)) is not None:
-            log.warning("%s is damaged (%s): writing it anew from the database", path, damage)
-            repaired.append(path.name)
-            return True
-        return False
+    def compact(self) -> int:
+        """Merge every segment into one, dropping removed chunks; returns the
+        number of segments before."""
+        infos = self.segment_infos()
+        if len(infos) > 1 or (infos and self._live(infos[0]) != infos[0].chunks):
+            self._replace(infos, infos[0].first, infos[-1].last)
+        self.remove_unowned()
+        return len(infos)
+
+    def _live(self, info: SegmentInfo) -> int:
+        return self.query("SELECT COUNT(*) FROM chunks WHERE id BETWEEN ? AND ?", (info.first, info.last))[0][0]
+
+    def _replace(self, old: list[SegmentInfo], first: int, last: int) -> None:
+        """Write the live chunks first..last as one segment, then register it in
+        place of `old` in one transaction (the files exist before the database
+        names them; a kill in between leaves files no segment owns)."""
+        segment = self._segment_from_rows(first, last)
+        segment.save(self.dir)
+        fingerprints = {path.name: _fingerprint(path) for path in segment.info.files(self.dir)}
+        own_transaction = not self.db.in_transaction
+        if own_transaction:
+            self.begin()
+        self.db.executemany("DELETE FROM segments WHERE first = ?", [(o.first,) for o in old])
+        self.db.execute(
+            "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
+            (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
+        )
+        self.db.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (first, last))
+        if own_transaction:
+            self.commit()
+        self._segments = None
+
+    def remove_unowned(self) -> list[str]:
+        """Delete segment files no registered segment owns (merged away, or written
+        by a build that was stopped before registering them); only a build, holding
+        the build lock, may call this. A reader still using one keeps reading it:
+        it was loaded, or is memory-mapped, before it was unlinked."""
+        owned = {path.name for info in self.segment_infos() for path in info.files(self.dir)}
+        removed = []
+        for path in self.dir.glob("seg-*"):
+            if path.name not in owned and not path.name.endswith(".tmp"):
+                _remove(path)
+                removed.append(path.name)
+        return removed
+
+    def chunk_vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+        """Vectors of the given chunks, by id."""
+        found = {}
+        for start in range(0, len(chunk_ids), SQL_BATCH):
+            batch = chunk_ids[start : start + SQL_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self.query(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", batch)
+            found.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in rows)
+        return found
 
     def remove_leftovers(self) -> list[str]:
         """Delete what a failed or killed write left behind (`*.tmp` files and folders);
@@ -576,12 +592,48 @@ class IndexStore:
             SentenceRow(r[0], r[1], r[2], np.frombuffer(r[3], dtype=SENTENCE_DTYPE).astype(np.float32)) for r in rows
         ]
 
-    def chunk_metadata(self) -> list[tuple[int, str, str]]:
-        """(chunk id, outlet, publication date) of every chunk, by id."""
+    def sources(self) -> list[str]:
+        """Every outlet named by an article, once."""
+        return [r[0] for r in self.query("SELECT DISTINCT source FROM articles WHERE source IS NOT NULL")]
+
+    def chunk_ids_where(self, sources: Iterable[str] = (), date_from: str = "", date_to: str = "") -> np.ndarray:
+        """Ids of the chunks of articles from any of `sources` (any case), published
+        between the two ISO dates (inclusive; an article without a date is left out
+        when either is given)."""
+        conditions, params = [], []
+        if sources:
+            # Matched in Python: SQLite's LOWER() knows only ASCII letters.
+            wanted = {s.lower() for s in sources}
+            names = [name for name in self.sources() if name.lower() in wanted] or [""]
+            conditions.append(f"a.source IN ({','.join('?' * len(names))})")
+            params += names
+        if date_from or date_to:
+            conditions.append("COALESCE(a.published, '') != ''")
+        if date_from:
+            conditions.append("SUBSTR(a.published, 1, 10) >= ?")
+            params.append(date_from[:10])
+        if date_to:
+            conditions.append("SUBSTR(a.published, 1, 10) <= ?")
+            params.append(date_to[:10])
         rows = self.query(
-            "SELECT c.id, a.source, a.published FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id"
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id"
+            + (" WHERE " + " AND ".join(conditions) if conditions else ""),
+            params,
         )
-        return [(r[0], r[1] or "", r[2] or "") for r in rows]
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_outlets_and_days(self, chunk_ids: list[int]) -> dict[int, tuple[str, str]]:
+        """chunk id -> (its article's outlet, lower-cased; its publication day, ISO)."""
+        found = {}
+        for start in range(0, len(chunk_ids), SQL_BATCH):
+            batch = chunk_ids[start : start + SQL_BATCH]
+            rows = self.query(
+                "SELECT c.id, COALESCE(a.source, ''), SUBSTR(COALESCE(a.published, ''), 1, 10)"
+                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            found.update((r[0], (r[1].lower(), r[2])) for r in rows)
+        return found
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, sqlite3.Row]:
         """Chunks by id, each with its article's title, outlet, date, url and path."""

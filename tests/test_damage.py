@@ -129,11 +129,11 @@ def scramble(path: Path) -> None:
 
 
 def vectors(index: Path) -> Path:
-    return next(index.glob("vectors-*.faiss"))
+    return next(index.glob("seg-*.faiss"))
 
 
 def bm25(index: Path) -> Path:
-    return next(p for p in index.glob("bm25-*") if p.is_dir())
+    return next(p for p in index.glob("seg-*.bm25") if p.is_dir())
 
 
 DAMAGE = {
@@ -181,11 +181,11 @@ def test_damaged_derived_files_through_the_cli(fresh):
     (bm25(fresh.index_dir) / "chunk_ids.json").write_text("garbage")
     index = str(fresh.index_dir)
     result = rag("ask", "--index", index, QUESTION)
-    said(result, 0, "vectors-", "bm25-", "rebuilt from the database")
+    said(result, 0, "segment seg-", ".faiss", "rebuilt from the database")
     assert SOURED in result.stdout
     build = rag("build", "--index", index, "--corpus", str(fresh.corpus_dir), "--quiet")
     said(build, 0)
-    assert "repaired vectors-" in build.stdout and "bm25-" in build.stdout
+    assert "repaired seg-" in build.stdout
     stats = rag("stats", "--index", index)
     assert "health:     ok" in stats.stdout and stats.stderr == ""
 
@@ -255,9 +255,9 @@ def test_disk_full_is_said_plainly_and_leftovers_go(fresh, embedder, monkeypatch
     pipeline = cites(fresh, embedder)
     assert any(a["path"] == "ports.txt" for a in pipeline.store.articles())
     # A build killed in the middle of a write leaves a half-written file: the next build removes it.
-    (fresh.index_dir / "vectors-99.tmp").write_bytes(b"half a vector file")
-    (fresh.index_dir / "bm25-99.tmp").mkdir()
-    (fresh.index_dir / "bm25-99.tmp" / "vocab.index.json").write_text("{")
+    (fresh.index_dir / "seg-90-99-10.faiss.tmp").write_bytes(b"half a vector file")
+    (fresh.index_dir / "seg-90-99-10.bm25.tmp").mkdir()
+    (fresh.index_dir / "seg-90-99-10.bm25.tmp" / "vocab.index.json").write_text("{")
     (fresh.index_dir / "manifest.json.tmp").write_text("{")
     Builder(fresh, embedder=embedder)()
     assert not list(fresh.index_dir.glob("*.tmp"))

@@ -15,10 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, TIMEOUT_MS, free_port
 
 from rag.answer import Turn
 from rag.build import Builder
@@ -26,8 +24,6 @@ from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-TIMEOUT_MS = 120_000  # two shared CPU cores: be patient
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 SOURED = "Ties between Moscow and Ankara soured"
@@ -69,12 +65,6 @@ The restoration of the Port Ellery lighthouse cost four million euros, paid by t
 
 Volunteers replaced the lantern glass and repainted the tower in its original red and white bands.
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

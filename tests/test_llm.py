@@ -18,6 +18,7 @@ from rag.answer import Answer
 from rag.build import Builder
 from rag.llm import SYSTEM_PROMPT, Verifier
 from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 INJECTION = (
@@ -109,8 +110,6 @@ def server():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, embedder, server):
-    from rag.settings import Settings
-
     root = tmp_path_factory.mktemp("llm")
     corpus = root / "corpus"
     corpus.mkdir()
@@ -239,10 +238,16 @@ def test_model_saying_no_answer_abstains(pipeline, server):
     assert answer.abstained and answer.mode == "llm"
 
 
-def test_api_key_is_never_stored(pipeline, monkeypatch):
+def test_api_key_is_used_but_never_stored(server, corpus, tmp_path, embedder, monkeypatch):
     monkeypatch.setenv("RAG_LLM_API_KEY", "sk-secret-xyz")
-    assert "sk-secret-xyz" not in repr(pipeline.settings)
-    assert "sk-secret-xyz" not in (pipeline.settings.index_dir / "manifest.json").read_text()
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=tmp_path / "index", llm_base_url=server.url, llm_model="fake")
+    assert "sk-secret-xyz" not in repr(settings)
+    Builder(settings, embedder=embedder)()
+    server.mode, server.reply = "stream", "placeholder [1]."
+    Pipeline(settings, embedder=embedder).ask(QUESTION, llm=True)
+    assert server.requests[-1]["auth"] == "Bearer sk-secret-xyz"  # read at call time
+    written = [path for path in settings.index_dir.rglob("*") if path.is_file()]
+    assert written and not [path for path in written if b"sk-secret-xyz" in path.read_bytes()]
 
 
 def test_verifier_thresholds(embedder):

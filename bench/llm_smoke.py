@@ -26,12 +26,11 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rag.evaluate import evaluate_multihop
+from rag.pipeline import Pipeline
+from rag.settings import Settings
 
-from rag.evaluate import evaluate_multihop  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bundled_gguf() -> Path:

@@ -17,12 +17,11 @@ import random
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rag.chunk import SentenceSplitter
+from rag.embed import Embedder
+from rag.llm import word_share
 
-from rag.chunk import SentenceSplitter  # noqa: E402
-from rag.embed import Embedder  # noqa: E402
-from rag.llm import word_share  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:

@@ -1,14 +1,21 @@
-"""Shared fixtures: the real bundled model (loaded once), small corpora in tmp folders."""
+"""Shared fixtures (the real bundled model loaded once, small corpora in tmp folders,
+a headless browser) and the plain helpers test modules import with `from conftest import ...`."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from rag.embed import Embedder
 from rag.settings import Settings
+from rag.store import IndexStore
+
+# Gradio (test_ui, test_serve, test_llm's browser test) must not phone home.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "putin-condoles-erdogan-2017-02-09.txt"
@@ -21,6 +28,7 @@ def embedder() -> Embedder:
 
 
 CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 120_000  # how long a page may take to show something: two shared CPU cores, be patient
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
@@ -58,3 +66,27 @@ def article_text(topic: str, n: int = 6) -> str:
         for i in range(n)
     ]
     return f"{topic.title()} plan under review\n\n" + "\n\n".join(sentences) + "\n"
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def faiss_ids(store: IndexStore) -> list[int]:
+    """Live chunk ids in the segments, in order (a chunk in two segments would show twice)."""
+    return store.segments.ids().tolist()
+
+
+def assert_consistent(index_dir) -> IndexStore:
+    """FAISS ids == chunk ids, and every article fully present (contiguous chunks and sentences)."""
+    store = IndexStore(index_dir)
+    assert faiss_ids(store) == store.chunk_ids()
+    for (aid,) in store.db.execute("SELECT id FROM articles").fetchall():
+        chunks = [r[0] for r in store.db.execute("SELECT position FROM chunks WHERE article_id=? ORDER BY position", (aid,))]
+        sentences = [r[0] for r in store.db.execute("SELECT position FROM sentences WHERE article_id=? ORDER BY position", (aid,))]
+        assert chunks == list(range(len(chunks))) and chunks, aid
+        assert sentences == list(range(len(sentences))) and sentences, aid
+    return store

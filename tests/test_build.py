@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import article_text
+from conftest import article_text, assert_consistent
 from filelock import FileLock
 
 from rag.build import BuildBusy, Builder
@@ -18,23 +18,6 @@ from rag.store import IndexMismatch, IndexStore
 
 def build(settings, embedder, full=False):
     return Builder(settings, embedder=embedder)(full=full)
-
-
-def faiss_ids(store: IndexStore) -> list[int]:
-    """Live chunk ids in the segments, in order (a chunk in two segments would show twice)."""
-    return store.segments.ids().tolist()
-
-
-def assert_consistent(index_dir) -> IndexStore:
-    """FAISS ids == chunk ids, and every article fully present (contiguous chunks and sentences)."""
-    store = IndexStore(index_dir)
-    assert faiss_ids(store) == store.chunk_ids()
-    for (aid,) in store.db.execute("SELECT id FROM articles").fetchall():
-        chunks = [r[0] for r in store.db.execute("SELECT position FROM chunks WHERE article_id=? ORDER BY position", (aid,))]
-        sentences = [r[0] for r in store.db.execute("SELECT position FROM sentences WHERE article_id=? ORDER BY position", (aid,))]
-        assert chunks == list(range(len(chunks))) and chunks, aid
-        assert sentences == list(range(len(sentences))) and sentences, aid
-    return store
 
 
 def test_first_build_then_nothing_to_do(settings, embedder):

@@ -15,28 +15,77 @@ from rag.ingest import Article, read_file
 CASES = json.loads((Path(__file__).parent / "data" / "sentence_cases.json").read_text())
 
 
-def test_splitter_scores_on_hard_cases():
-    """The hard cases (abbreviations, quotes, decimals, initials, headlines) that chose
-    the splitter; bench/splitters.py measured F1 0.957 and 93% exact for it."""
-    split = SentenceSplitter()
-    exact = 0
-    for case in CASES:
-        got = [case["text"][s:e] for s, e in split(case["text"])]
-        exact += got == case["sentences"]
-    assert exact / len(CASES) >= 0.9
+# The hard cases the splitter gets wrong (57 of 61 exact, as bench/splitters.py measured):
+# strict, so a fix shows up as a failure to take the case off this list.
+KNOWN_MISSES = {
+    "Lt. Col. James Harris, 45, died in the crash.": "splits after 'Lt.'",
+    "The store sells shoes, hats, bags, etc.": "no split after a sentence-final 'etc.'",
+    "Polls close at 8 p.m.": "no split after a sentence-final 'p.m.'",
+    "WASHINGTON (AP) — The Senate passed the spending bill late Tuesday.": "splits the dateline 'WASHINGTON (AP)' off its sentence",
+}
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "case",
     [
-        ('He voiced "sadness" over the "accident." A warplane hit a building.', 2),
-        ("The U.S. and Mr. Smith met Dr. Jones at 3.5 p.m. sharp on Friday.", 1),
-        ("Iran Press TV\n\nThu Feb 9, 2017 6:37PM\n\nMoscow has said so.", 3),
-        ("George W. Bush met J.R.R. Tolkien fans. They talked.", 2),
+        pytest.param(case, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[case["sentences"][0]])])
+        if case["sentences"][0] in KNOWN_MISSES
+        else case
+        for case in CASES
+    ],
+    ids=[case["text"][:40] for case in CASES],
+)
+def test_splitter_on_hard_cases(case):
+    """The annotated hard cases (abbreviations, quotes, decimals, initials, headlines)
+    that chose the splitter: each one split exactly where the annotation says."""
+    text = case["text"]
+    assert [text[s:e] for s, e in SentenceSplitter()(text)] == case["sentences"]
+
+
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        # A quotation closing a sentence: the quote mark stays with it.
+        (
+            'He voiced "sadness" over the "accident." A warplane hit a building.',
+            ['He voiced "sadness" over the "accident."', "A warplane hit a building."],
+        ),
+        (
+            '"We will win," he said. "Never." She left.',
+            ['"We will win," he said.', '"Never."', "She left."],
+        ),
+        # Abbreviations, a decimal and "p.m." inside a sentence end nothing.
+        (
+            "The U.S. and Mr. Smith met Dr. Jones at 3.5 p.m. sharp on Friday.",
+            ["The U.S. and Mr. Smith met Dr. Jones at 3.5 p.m. sharp on Friday."],
+        ),
+        (
+            "Mr. Smith paid $3.50 for it. The U.S. economy grew 2.5% in Q3. Prices rose.",
+            ["Mr. Smith paid $3.50 for it.", "The U.S. economy grew 2.5% in Q3.", "Prices rose."],
+        ),
+        (
+            "George W. Bush met J.R.R. Tolkien fans. They talked.",
+            ["George W. Bush met J.R.R. Tolkien fans.", "They talked."],
+        ),
+        ("Is it over? Yes! It is.", ["Is it over?", "Yes!", "It is."]),
+        # Every line break ends a sentence: headline and dateline have no full stop.
+        (
+            "Iran Press TV\n\nThu Feb 9, 2017 6:37PM\n\nMoscow has said so.",
+            ["Iran Press TV", "Thu Feb 9, 2017 6:37PM", "Moscow has said so."],
+        ),
     ],
 )
-def test_splitter_cases(text, expected):
-    assert len(SentenceSplitter()(text)) == expected
+def test_splitter_cases(text, sentences):
+    spans = SentenceSplitter()(text)
+    assert [text[s:e] for s, e in spans] == sentences
+    # Offsets in order, each sentence found where the one before it ended.
+    ends = [0] + [e for _, e in spans[:-1]]
+    assert [s for s, _ in spans] == [text.index(sentence, end) for sentence, end in zip(sentences, ends)]
+
+
+def test_spans_are_offsets_into_the_text():
+    text = "Iran Press TV\n\nThu Feb 9, 2017 6:37PM\n\n  Moscow has said so. It agreed."
+    assert SentenceSplitter()(text) == [(0, 13), (15, 37), (41, 60), (61, 71)]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +96,25 @@ def chunker(embedder):
 def test_offsets_point_into_article_text(chunker):
     [article] = list(read_file(SAMPLE, SAMPLE.parent, 10**7))
     sentences, chunks = chunker(article)
-    assert len(sentences) == 14
+    # Where the article splits: quotes ("accident."), "al-Bab", "(PYD)" and "US-backed" end nothing.
+    assert [s.text[:24] for s in sentences] == [
+        'Moscow has "expressed co',
+        "Kremlin spokesman, Dmitr",
+        'During the phone call, P',
+        "He further noted that th",
+        "Meanwhile, the Turkish a",
+        "A Russia warplane, which",
+        "Moscow launched its camp",
+        "Turkey also began a majo",
+        "Erdogan said at that tim",
+        "In November 2015, Turkey",
+        "A Russian pilot lost his",
+        "Ties between Moscow and ",
+        "However, the two sides m",
+        "Russia and Turkey, along",
+    ]
+    assert all(s.text.endswith((".", '."')) for s in sentences)
+    assert sentences[4].text.endswith('voiced "sadness" over the "accident."')
     for s in sentences:
         assert article.text[s.start : s.end] == s.text
     for c in chunks:
@@ -76,7 +143,9 @@ def test_over_long_sentence_is_split_never_truncated(chunker, embedder):
     long_sentence = "The list: " + " ".join(f"item{i}-alpha,beta;gamma" for i in range(300)) + " " + "x" * 500
     article = Article(id="b", path="b.txt", text=f"Short intro here. {long_sentence} Short outro here.")
     sentences, chunks = chunker(article)
-    assert len(sentences) >= 2
+    # No full stop after the list: the outro ends its sentence.
+    assert [s.text for s in sentences] == ["Short intro here.", f"{long_sentence} Short outro here."]
+    assert len(chunks) > 2 and {(c.first_sentence, c.last_sentence) for c in chunks[1:]} == {(1, 1)}
     counts = embedder.count_tokens([c.text for c in chunks])
     assert max(counts) <= embedder.max_tokens
     assert max(chunker.count_tokens([c.text for c in chunks])) <= 200

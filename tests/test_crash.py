@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import article_text
-from test_build import assert_consistent
+from conftest import article_text, assert_consistent
 
 from rag.store import IndexStore
 

@@ -68,8 +68,8 @@ def test_a_different_file_is_never_replaced(tmp_path, first, second):
     assert not saved.replaced and saved.name != kept.name
     assert (corpus / kept.name).read_text() == "the first file"
     assert (corpus / saved.name).read_text() == "the second file"
-    if saved.clash:
-        assert saved.clash in saved.describe() and "left as it is" in saved.describe()
+    assert saved.clash == kept.name  # the upload is told which file it did not replace
+    assert f"a different file is already called {kept.name}, it was left as it is" in saved.describe()
     assert len(list(corpus.iterdir())) == 2
     again = upload(tmp_path, corpus, second, "the third file")  # and again: a third name
     assert again.name not in (kept.name, saved.name) and len(list(corpus.iterdir())) == 3

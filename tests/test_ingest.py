@@ -68,7 +68,10 @@ def test_hard_wrapped_lines_are_joined(tmp_path):
         "this year, citing persistent inflation in services and housing costs.\n"
     )
     [article] = read(path)
-    assert "\n" not in article.text
+    assert article.text == (
+        "The central bank raised interest rates on Thursday for the third time"
+        " this year, citing persistent inflation in services and housing costs."
+    )
 
 
 def test_json_object_list_and_field_names(tmp_path):

@@ -6,16 +6,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import SAMPLE, TIMEOUT_MS, free_port
 
 from rag.answer import Answer
 from rag.build import Builder
 from rag.llm import SYSTEM_PROMPT, Verifier
 from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 INJECTION = (
@@ -25,11 +28,12 @@ INJECTION = (
 
 
 class FakeLLM(ThreadingHTTPServer):
-    """POST /v1/chat/completions answering with `self.reply` in the way `self.mode` says."""
+    """POST /v1/chat/completions answering with `self.reply` in the way `self.mode` says
+    ("cut", "cut-chunked": streams the first `self.cut_after` words, then the server goes away)."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.mode, self.reply, self.requests = "stream", "", []
+        self.mode, self.reply, self.requests, self.cut_after = "stream", "", [], 0
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -61,21 +65,32 @@ class Handler(BaseHTTPRequestHandler):
             payload = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
             return self._send(200, "application/json", json.dumps(payload))
+        # "cut-chunked": HTTP/1.1 chunked framing, as llama.cpp or vLLM stream; the others
+        # end the body by closing the connection (HTTP/1.0), so a cut looks like an early end.
+        chunked = server.mode == "cut-chunked"
+        if chunked:
+            self.protocol_version = "HTTP/1.1"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         words = server.reply.split(" ")
         for i, word in enumerate(words):
-            if server.mode == "cut" and i == len(words) // 2:
-                self.wfile.flush()
-                self.connection.close()  # the server dies mid-answer
+            if server.mode.startswith("cut") and i == server.cut_after:
+                self.connection.shutdown(socket.SHUT_RDWR)  # the server dies mid-answer
                 return
             piece = word + (" " if i < len(words) - 1 else "")
             chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
+            self._stream(f"data: {json.dumps(chunk)}\n\n".encode(), chunked)
+        self._stream(b"data: [DONE]\n\n", chunked)
+        if chunked:
+            self._stream(b"", chunked)  # the last, empty chunk
+
+    def _stream(self, data: bytes, chunked: bool):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
+        self.wfile.flush()
 
     def _send(self, status, kind, text):
         data = text.encode()
@@ -95,10 +110,6 @@ def server():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, embedder, server):
-    from conftest import SAMPLE
-
-    from rag.settings import Settings
-
     root = tmp_path_factory.mktemp("llm")
     corpus = root / "corpus"
     corpus.mkdir()
@@ -169,19 +180,35 @@ def test_prompt_keeps_rules_and_quotes_articles_as_data(pipeline, server):
         ("error", "HTTP 500"),
         ("slow", "did not answer within 1.5 s"),
         ("garbage", "empty answer"),
-        ("cut", ""),  # server gone mid-answer: a partial answer is still verified, or we fall back
+        ("cut", "cited none of the sources"),  # server gone mid-answer, before the first [n]
+        ("cut-chunked", "could not be reached"),  # the same, seen as a broken chunked body
     ],
 )
 def test_failures_fall_back_to_the_extractive_answer(pipeline, server, mode, notice):
-    server.mode = mode
+    server.mode, server.cut_after = mode, 8
     server.reply = "Ties soured after Erdogan refused to apologize for the attack [1] and more words follow here [1]."
     answer = pipeline.ask(QUESTION, llm=True)
-    assert isinstance(answer, Answer) and not answer.abstained
-    if mode == "cut":
-        assert answer.mode == "extractive" or all(c.citations for c in answer.claims[:1])
-    else:
-        assert answer.mode == "extractive" and notice in answer.notice
-        assert any(c.sentence.startswith("Ties between Moscow") for c in answer.citations)
+    assert answer.mode == "extractive" and not answer.abstained and notice in answer.notice
+    assert any(c.sentence.startswith("Ties between Moscow") for c in answer.citations)
+
+
+def test_answer_cut_off_after_a_cited_sentence_keeps_what_arrived_verified(pipeline, server):
+    """The server goes away in the middle of the second sentence: the first one, cited,
+    is shown and verified; the half sentence is kept as it arrived, marked unsupported."""
+    server.mode, server.reply = "stream", "placeholder [1]."
+    pipeline.ask(QUESTION, llm=True)
+    ties = number_of(server, "Ties between Moscow")
+    first = f"Ties soured after Erdogan refused to apologize for the attack [{ties}]."
+    server.mode, server.cut_after = "cut", len(first.split(" ")) + 3
+    server.reply = f"{first} Both countries later signed a free-trade agreement on bananas [{ties}]."
+    answer = pipeline.ask(QUESTION, llm=True)
+    assert answer.mode == "llm" and not answer.abstained
+    assert answer.text == f"{first} Both countries later"
+    assert [(c.text, c.citations, c.supported) for c in answer.claims] == [
+        (first, (ties,), True),
+        ("Both countries later", (), False),
+    ]
+    assert [c.n for c in answer.citations] == [ties]
 
 
 def test_unreachable_server_falls_back(pipeline):
@@ -211,10 +238,16 @@ def test_model_saying_no_answer_abstains(pipeline, server):
     assert answer.abstained and answer.mode == "llm"
 
 
-def test_api_key_is_never_stored(pipeline, monkeypatch):
+def test_api_key_is_used_but_never_stored(server, corpus, tmp_path, embedder, monkeypatch):
     monkeypatch.setenv("RAG_LLM_API_KEY", "sk-secret-xyz")
-    assert "sk-secret-xyz" not in repr(pipeline.settings)
-    assert "sk-secret-xyz" not in (pipeline.settings.index_dir / "manifest.json").read_text()
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=tmp_path / "index", llm_base_url=server.url, llm_model="fake")
+    assert "sk-secret-xyz" not in repr(settings)
+    Builder(settings, embedder=embedder)()
+    server.mode, server.reply = "stream", "placeholder [1]."
+    Pipeline(settings, embedder=embedder).ask(QUESTION, llm=True)
+    assert server.requests[-1]["auth"] == "Bearer sk-secret-xyz"  # read at call time
+    written = [path for path in settings.index_dir.rglob("*") if path.is_file()]
+    assert written and not [path for path in written if b"sk-secret-xyz" in path.read_bytes()]
 
 
 def test_verifier_thresholds(embedder):
@@ -232,8 +265,6 @@ def test_verifier_thresholds(embedder):
 def test_ui_switch_streams_and_marks_unsupported_sentences(pipeline, server, browser):
     """The chat's LLM switch: the answer arrives from the server, verified sentences
     link to their sources and the invented one is marked unsupported."""
-    from test_ui import TIMEOUT_MS, free_port
-
     from ui.app import build_app
 
     server.mode, server.reply = "stream", "placeholder [1]."

@@ -11,11 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 import httpx
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, free_port
 
 from rag.build import Builder
 from rag.pipeline import Pipeline
@@ -23,14 +21,6 @@ from rag.settings import Settings
 
 PASSWORD = "correct-horse-battery"
 QUESTION = "Why did Russia-Turkey ties sour?"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, TIMEOUT_MS, free_port
 
 from rag.answer import Turn
 from rag.build import Builder
@@ -26,8 +24,6 @@ from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-TIMEOUT_MS = 120_000  # two shared CPU cores: be patient
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 SOURED = "Ties between Moscow and Ankara soured"
@@ -69,12 +65,6 @@ The restoration of the Port Ellery lighthouse cost four million euros, paid by t
 
 Volunteers replaced the lantern glass and repainted the tower in its original red and white bands.
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -331,27 +321,32 @@ def test_upload_rebuild_then_ask_about_it(page, app, tmp_path):
     ask(page, "How much did the restoration of the Port Ellery lighthouse cost?")
     sources = page.locator("#sources").inner_text()
     assert "Port Ellery lighthouse reopens after restoration" in sources
-    assert "four million euros" in page.locator("#sources mark").all_inner_texts().__str__()
+    assert any("four million euros" in mark for mark in page.locator("#sources mark").all_inner_texts())
 
 
 def test_remove_article_deletes_its_file_and_rebuilds(page, app):
-    settings = app[1]
-    target = Path(settings.corpus_dir) / "port-ellery-lighthouse.txt"
-    if not target.exists():
-        pytest.skip("needs the article uploaded by test_upload_rebuild_then_ask_about_it")
+    from gradio_client import Client
+
+    url, settings, pipeline = app
+    target = Path(settings.corpus_dir) / "carrow-bay-lighthouse.txt"
+    target.write_text(NEW_ARTICLE.replace("Port Ellery", "Carrow Bay"), encoding="utf-8")
+    report = Client(url, verbose=False, download_files=False).predict(api_name="/rebuild")
+    assert report["added"] == 1, report
+    assert any("Carrow Bay" in a["title"] for a in pipeline.store.articles())
+    page.reload()  # the Articles tab lists what the index held when the page loaded
     open_tab(page, "Articles")
     page.get_by_text("Remove an article").click()
     pick = page.locator("#remove-pick input")
     pick.click()
-    pick.fill("Port Ellery")
-    page.get_by_role("option", name="Port Ellery lighthouse reopens", exact=False).first.click()
+    pick.fill("Carrow Bay")
+    page.get_by_role("option", name="Carrow Bay lighthouse reopens", exact=False).first.click()
     page.get_by_text("from the corpus folder and rebuilds").wait_for()
     page.get_by_role("button", name="Delete file and rebuild").click()
     page.locator("#status-line").get_by_text("Rebuilt.").wait_for(timeout=TIMEOUT_MS * 2)
     assert "1 removed" in page.locator("#status-line").inner_text()
     assert not target.exists()
-    assert "Port Ellery" not in page.locator("#articles").inner_text()
-    assert all("Port Ellery" not in a["title"] for a in app[2].store.articles())
+    assert "Carrow Bay" not in page.locator("#articles").inner_text()
+    assert all("Carrow Bay" not in a["title"] for a in pipeline.store.articles())
 
 
 def test_questions_are_answered_while_a_rebuild_runs(app):

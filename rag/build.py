@@ -15,6 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,17 +126,7 @@ class Builder:
 
     def __call__(self, full: bool = False) -> BuildReport:
         index_dir = Path(self.settings.index_dir)
-        if index_dir.exists() and not index_dir.is_dir():
-            raise NotAnIndex(f"{index_dir} is a file, not an index folder: give --index a folder (it is created if missing)")
-        index_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(index_dir / "build.lock")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise BuildBusy(
-                f"another `rag build` is writing to {index_dir}/ right now; wait for it to finish and run it again"
-            ) from None
-        try:
+        with writer_lock(index_dir):
             store = _open_for_build(index_dir, full)
             try:
                 store.remove_leftovers()  # of a write that failed or was killed
@@ -143,8 +134,6 @@ class Builder:
             finally:
                 store.rollback()
                 store.close()
-        finally:
-            lock.release()
 
     def _build(self, store: IndexStore, full: bool) -> BuildReport:
         started = time.perf_counter()
@@ -345,6 +334,40 @@ class Builder:
                 group, size = [], 0
         if group:
             yield group
+
+
+@contextmanager
+def writer_lock(index_dir: Path):
+    """Held by the one process allowed to write the index (`rag build`, `rag compact`)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise NotAnIndex(f"{index_dir} is a file, not an index folder: give --index a folder (it is created if missing)")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(index_dir / "build.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BuildBusy(
+            f"another `rag build` is writing to {index_dir}/ right now; wait for it to finish and run it again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def compact(index_dir: Path) -> tuple[int, int]:
+    """Merge all segments of an index into one, dropping removed chunks' vectors;
+    returns (segments before, tombstones dropped)."""
+    index_dir = Path(index_dir)
+    with writer_lock(index_dir):
+        store = IndexStore(index_dir)
+        try:
+            removed = store.counts()["tombstones"]
+            before = store.compact()
+            store.remove_unowned()
+            return before, removed
+        finally:
+            store.close()
 
 
 def _open_for_build(index_dir: Path, full: bool) -> IndexStore:

@@ -1,4 +1,4 @@
-"""The `rag` command: build, ask, eval, serve, stats."""
+"""The `rag` command: build, compact, ask, eval, serve, stats."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     _backend_arg(build)
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(run=cmd_build)
+
+    compact = commands.add_parser("compact", help="merge the index's segments into one, dropping removed chunks")
+    _index_arg(compact)
+    compact.set_defaults(run=cmd_compact)
 
     stats = commands.add_parser("stats", help="show what the index holds")
     _index_arg(stats)
@@ -291,6 +295,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(settings_from(args), host=args.host, port=args.port, insecure=args.insecure)
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    from rag.build import BuildBusy, compact
+
+    settings = settings_from(args)
+    try:
+        before, dropped = compact(settings.index_dir)
+    except BuildBusy as err:
+        print(f"rag: {err}", file=sys.stderr)
+        return EXIT_BUSY
+    print(f"merged {before} segment(s) into {min(before, 1)}; dropped {dropped} removed chunk(s)")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from rag.store import REBUILD_HINT, IndexDamaged, IndexStore
 
@@ -314,6 +331,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"articles:   {stats['articles']}")
     print(f"chunks:     {stats['chunks']}")
     print(f"sentences:  {stats['sentences']}")
+    print(f"segments:   {stats['segments']} ({stats['tombstones']} removed chunks not yet merged away; `rag compact` drops them)")
     print(f"model:      {stats['model']} ({stats['dimension']}-d)")
     print(f"chunking:   {stats['chunking']}")
     print(f"size:       {stats['index_bytes'] / 1e6:.1f} MB on disk")

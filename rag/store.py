@@ -490,11 +490,10 @@ class IndexStore:
 
     def compact(self) -> int:
         """Merge every segment into one, dropping removed chunks; returns the
-        number of segments before."""
+        number of segments before (files of the old ones go with `remove_unowned`)."""
         infos = self.segment_infos()
         if len(infos) > 1 or (infos and self._live(infos[0]) != infos[0].chunks):
             self._replace(infos, infos[0].first, infos[-1].last)
-        self.remove_unowned()
         return len(infos)
 
     def _live(self, info: SegmentInfo) -> int:
@@ -656,7 +655,7 @@ class IndexStore:
     def counts(self) -> dict[str, int]:
         return {
             table: self.query(f"SELECT COUNT(*) FROM {table}")[0][0]
-            for table in ("articles", "chunks", "sentences")
+            for table in ("articles", "chunks", "sentences", "segments", "tombstones")
         }
 
     def stats(self) -> dict:

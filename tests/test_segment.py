@@ -1,0 +1,156 @@
+"""Index segments: updates write only the change, removals are hidden then merged
+away, BM25 ranks alike across segments, large segments search through HNSW."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import article_text, assert_consistent
+
+from rag import segment
+from rag.build import Builder, compact
+from rag.lexical import LexicalIndex
+from rag.pipeline import Pipeline
+from rag.segment import Segment, SegmentInfo, SegmentSet, vector_index
+from rag.store import IndexStore
+
+TOPICS = [
+    "harbour", "railway", "vineyard", "glacier", "orchard", "lighthouse", "observatory",
+    "brewery", "monastery", "shipyard", "quarry", "aqueduct",
+]  # fmt: skip
+
+
+def build(settings, embedder):
+    return Builder(settings, embedder=embedder)()
+
+
+def segment_files(index_dir):
+    """name -> (inode, mtime_ns) of every segment file and folder."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in index_dir.glob("seg-*")}
+
+
+@pytest.fixture
+def big_corpus(corpus):
+    for topic in TOPICS:
+        (corpus / f"{topic}.txt").write_text(article_text(topic))
+    return corpus
+
+
+def test_an_update_writes_one_small_segment_and_leaves_the_others_untouched(settings, embedder, big_corpus):
+    build(settings, embedder)
+    before = segment_files(settings.index_dir)
+    assert len(before) == 2  # one segment: its FAISS file and its BM25 folder
+    (big_corpus / "ferry.txt").write_text(article_text("ferry"))
+    report = build(settings, embedder)
+    assert report.added == 1
+    after = segment_files(settings.index_dir)
+    assert {name: after[name] for name in before} == before  # not rewritten, not touched
+    store = assert_consistent(settings.index_dir)
+    infos = store.segment_infos()
+    assert len(infos) == 2 and infos[-1].chunks == report.chunks_embedded
+    new_ids = {r[0] for r in store.query("SELECT c.id FROM chunks c WHERE c.article_id = ?", ("ferry.txt",))}
+    assert set(range(infos[-1].first, infos[-1].last + 1)) >= new_ids == set(store.segments.segments[-1].lexical.ids)
+
+
+def test_a_removed_article_is_never_found_and_compact_drops_it(settings, embedder, big_corpus):
+    build(settings, embedder)
+    (big_corpus / "glacier.txt").unlink()
+    assert build(settings, embedder).removed == 1
+    removed = assert_consistent(settings.index_dir).counts()["tombstones"]
+    assert removed > 0
+    pipeline = Pipeline(settings, embedder=embedder)
+    hits = pipeline.retriever("What did the glacier committee discuss?", k=50)
+    assert hits and all(h.article_id != "glacier.txt" for h in hits)
+    answer_before = pipeline.ask("What did the harbour committee discuss?")
+
+    assert compact(settings.index_dir) == (1, removed)
+    store = assert_consistent(settings.index_dir)
+    assert (store.counts()["segments"], store.counts()["tombstones"]) == (1, 0)
+    assert len(segment_files(settings.index_dir)) == 2  # the old segment's files are gone
+    answer_after = Pipeline(settings, embedder=embedder).ask("What did the harbour committee discuss?")
+    assert answer_after.text == answer_before.text
+
+
+def test_segments_stay_few_over_many_small_updates(settings, embedder, corpus):
+    counts = []
+    for topic in TOPICS:
+        (corpus / f"{topic}.txt").write_text(article_text(topic, n=2))
+        build(settings, embedder)
+        store = assert_consistent(settings.index_dir)
+        counts.append(store.counts()["segments"])
+    # Merged as they come (MERGE_RATIO): never more than a handful, whatever the number of builds.
+    assert max(counts) <= 4 and counts[-1] < len(TOPICS)
+
+
+def test_a_build_stopped_before_registering_its_segment_loses_nothing(settings, embedder, big_corpus, monkeypatch):
+    build(settings, embedder)
+    (big_corpus / "ferry.txt").write_text(article_text("ferry"))
+
+    def stopped(self, old, first, last):
+        self._segment_from_rows(first, last).save(self.dir)  # the files are written ...
+        raise KeyboardInterrupt  # ... and the process stops before the database names them
+
+    with monkeypatch.context() as patch:
+        patch.setattr(IndexStore, "_replace", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            build(settings, embedder)
+    # The committed article is searchable (its chunks are read from the database) ...
+    hits = Pipeline(settings, embedder=embedder).retriever("ferry committee agenda", k=5)
+    assert hits[0].article_id == "ferry.txt"
+    # ... and the next build writes its segment and deletes the orphaned files.
+    report = build(settings, embedder)
+    assert report.chunks_embedded == 0
+    store = assert_consistent(settings.index_dir)
+    owned = {p.name for info in store.segment_infos() for p in info.files(settings.index_dir)}
+    assert set(segment_files(settings.index_dir)) == owned and store.counts()["segments"] == 2
+
+
+def test_bm25_weighs_words_by_the_whole_index_not_one_segment():
+    # Every text has four words, so only the word statistics can differ between
+    # one segment and two.
+    texts = ["rare cargo ship harbour", "cargo ship harbour dock", "cargo ship dock crane", "ship dock crane tide",
+             "cargo crane tide storm", "ship tide storm wave"]  # fmt: skip
+    ids = np.arange(len(texts))
+    vectors = np.eye(len(texts), 8, dtype=np.float32)
+
+    def segments(parts):
+        return SegmentSet(
+            [Segment.build(SegmentInfo(int(p[0]), int(p[-1]), len(p)), ids[p], vectors[p], [texts[i] for i in p]) for p in parts],
+            removed=np.zeros(0, dtype=np.int64),
+        )
+
+    whole = segments([ids])
+    split = segments([ids[:2], ids[2:]])
+    for question in ("rare cargo", "dock crane storm", "ship"):
+        expected = whole.lexical(question, depth=10)
+        found = split.lexical(question, depth=10)
+        assert [i for i, _ in found] == [i for i, _ in expected]
+        assert np.allclose([s for _, s in found], [s for _, s in expected], rtol=1e-5)
+    # "cargo" is in both texts of the first segment, in four of six overall: scored
+    # by that segment's own statistics it would count for much less.
+    alone = dict(LexicalIndex.build([0, 1], texts[:2]).search("cargo"))
+    in_index = dict(split.lexical("cargo", depth=10))
+    assert set(in_index) == {0, 1, 2, 4} and in_index[0] > 2 * alone[0]
+
+
+def test_large_segments_search_a_graph_with_high_recall_and_filters(monkeypatch):
+    monkeypatch.setattr(segment, "ANN_MIN_CHUNKS", 2000)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 64))
+    vectors = (centres[rng.integers(0, 50, 5000)] + 0.5 * rng.normal(size=(5000, 64))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(100, 5100)
+    graph = vector_index(ids, vectors)
+    assert "HNSW" in type(segment.faiss.downcast_index(graph.index)).__name__
+    assert "Flat" in type(segment.faiss.downcast_index(vector_index(ids[:1999], vectors[:1999]).index)).__name__
+
+    queries = vectors[:200] + 0.1 * rng.normal(size=(200, 64)).astype(np.float32)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 100
+    texts = [f"chunk number {i}" for i in ids]
+    found_set = SegmentSet([Segment(SegmentInfo(100, 5099, 5000), graph, LexicalIndex.build(ids.tolist(), texts))], np.zeros(0))
+    recall = np.mean([len({i for i, _ in found_set.dense(q[None], 10)} & set(e)) / 10 for q, e in zip(queries, exact)])
+    assert recall >= 0.95
+    allowed = ids[::7]
+    assert all(i in set(allowed) for q in queries[:20] for i, _ in found_set.dense(q[None], 10, allowed=allowed))
+    removed = SegmentSet(found_set.segments, removed=exact[0])
+    assert not {i for i, _ in removed.dense(queries[:1], 10)} & set(exact[0])

@@ -199,6 +199,7 @@ class Builder:
         store.set_meta("last_report", report.summary())
         store.commit()
         store.remove_unowned()
+        store.checkpoint()
         store.write_manifest()
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
         return report

@@ -193,13 +193,21 @@ class IndexStore:
             raise NotAnIndex(f"{path} is not a file: {self.dir}/ is not an index folder")
         if not path.exists() and not create:
             raise IndexMissing(f"no index in {self.dir}/: run `rag build` first")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = not create and on_read_only_media(self.dir)
+        if not self.read_only:
+            self.dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are begun and committed explicitly.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        # On read-only media nothing can change the file, so SQLite may skip its
+        # locks and WAL index (it cannot create them there): `immutable`.
+        target = f"{path.resolve().as_uri()}?immutable=1" if self.read_only else path
+        self.db = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=30, uri=self.read_only
+        )
         self.db.row_factory = sqlite3.Row
         try:
             self._check_ours(path)  # before any pragma: another program's file is left untouched
-            self.db.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             if create:
@@ -244,6 +252,11 @@ class IndexStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Move everything from the write-ahead log into the database file, so that a
+        copy of the folder without `rag.sqlite-wal` is complete (for read-only media)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
         """All rows of one read statement (safe from any thread)."""
@@ -674,6 +687,15 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def on_read_only_media(folder: Path) -> bool:
+    """True when `folder` is on a file system mounted read-only (a CD, a read-only
+    volume of a container, a snapshot), or one this user may not write to."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 def _free_bytes(path: Path) -> int:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rag.embed import Embedder
@@ -90,3 +93,18 @@ def assert_consistent(index_dir) -> IndexStore:
         assert chunks == list(range(len(chunks))) and chunks, aid
         assert sentences == list(range(len(sentences))) and sentences, aid
     return store
+
+
+def wait_for(url: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    """Until the server at `url` answers (or `process` exits: its stderr is the failure)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"rag serve exited: {process.stderr.read().decode()}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer")

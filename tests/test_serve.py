@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLE, free_port
+from conftest import SAMPLE, free_port, wait_for
 
 from rag.build import Builder
 from rag.pipeline import Pipeline
@@ -32,20 +32,6 @@ def built(tmp_path_factory, embedder) -> Settings:
     settings = Settings(corpus_dir=corpus, index_dir=root / "index")
     Builder(settings, embedder=embedder)()
     return settings
-
-
-def wait_for(url: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"rag serve exited: {process.stderr.read().decode()}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer")
 
 
 def login(url: str, password: str) -> httpx.Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag.chunk import Chunk, Chunker, Sentence
+from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
 from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
@@ -31,7 +32,19 @@ from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnInd
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total); stage is 'reading' (files) or 'embedding' (chunks)."""
+"""progress(stage, done, total) for each stage of `STAGES`, in that order."""
+
+STAGES = {
+    "reading": ("reading files", "files"),
+    "chunking": ("splitting into chunks", "articles"),
+    "embedding": ("embedding chunks", "chunks"),
+    "indexing": ("writing the search index", "chunks"),
+}
+"""A build's stages: how to name each and what it counts, for progress bars."""
+
+PARALLEL_CHUNKING_MIN = 200
+"""Articles from which chunking runs in one process per core: starting the
+processes costs about a second, ~300 articles' chunking."""
 
 
 class BuildBusy(Exception):
@@ -187,7 +200,9 @@ class Builder:
             self.progress("embedding", done, total)
         report.chunks_embedded = done
         # Before `last_build` moves: a reader that loads the new build finds it in segments.
+        self.progress("indexing", 0, done)
         report.repaired = store.write_segments()
+        self.progress("indexing", done, done)
 
         if not full:
             store.begin()
@@ -288,13 +303,18 @@ class Builder:
         if not pending:
             return
         chunker = Chunker(
-            self.embedder.count_tokens,
+            self.embedder.tokenizer.count,
             self.embedder.max_tokens,
             chunk_tokens=self.settings.chunk_tokens,
             overlap=self.settings.chunk_overlap,
         )
-        for item in pending:
-            item.sentences, item.chunks = chunker(item.article)
+        workers = (self.settings.chunk_workers or os.cpu_count() or 1) if len(pending) >= PARALLEL_CHUNKING_MIN else 1
+        self.progress("chunking", 0, len(pending))
+        for done, (item, (sentences, chunks)) in enumerate(
+            zip(pending, chunk_articles(chunker, [p.article for p in pending], workers)), start=1
+        ):
+            item.sentences, item.chunks = sentences, chunks
+            self.progress("chunking", done, len(pending))
 
     def _embed(self, group: list[_Pending]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors of the group's chunks, and of each article's sentences."""

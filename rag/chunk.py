@@ -9,8 +9,10 @@ long for either budget is cut at word boundaries into pieces that fit.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import syntok.segmenter as syntok
@@ -200,3 +202,32 @@ class Chunker:
                 half = len(group) // 2
                 out.extend(self._enforce_model_limit(text, [group[:half], group[half:]]))
         return out
+
+
+# Each worker process's chunker, set once when the process starts (so that the
+# tokenizers are unpickled once per process, not once per article).
+_worker_chunker: Chunker | None = None
+
+
+def _start_worker(chunker: Chunker) -> None:
+    global _worker_chunker
+    _worker_chunker = chunker
+
+
+def _chunk_in_worker(article: Article) -> tuple[list[Sentence], list[Chunk]]:
+    return _worker_chunker(article)
+
+
+def chunk_articles(
+    chunker: Chunker, articles: list[Article], workers: int = 1
+) -> Iterator[tuple[list[Sentence], list[Chunk]]]:
+    """`chunker(article)` for each article, in order; with `workers` > 1 in that
+    many processes (sentence splitting and token counting are pure Python and
+    hold the GIL, so threads would not help)."""
+    if workers <= 1 or len(articles) < 2:
+        yield from map(chunker, articles)
+        return
+    # "spawn": the parent may run onnxruntime's threads, which a fork would copy mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(chunker,)) as pool:
+        yield from pool.map(_chunk_in_worker, articles, chunksize=max(1, min(64, len(articles) // (workers * 8))))

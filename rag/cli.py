@@ -132,7 +132,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 class _ProgressBars:
-    """tqdm bars for the build's two stages: files read, chunks embedded."""
+    """A tqdm bar for each stage of a build (`rag.build.STAGES`)."""
 
     def __init__(self, disable: bool):
         self.disable = disable
@@ -143,9 +143,11 @@ class _ProgressBars:
             return
         from tqdm import tqdm
 
+        from rag.build import STAGES
+
         if stage not in self.bars:
-            unit = "file" if stage == "reading" else "chunk"
-            self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
+            label, unit = STAGES[stage]
+            self.bars[stage] = tqdm(total=total, desc=label, unit=f" {unit}", file=sys.stderr, dynamic_ncols=True)
         bar = self.bars[stage]
         bar.total = total
         bar.update(done - bar.n)

@@ -112,20 +112,21 @@ class Embedder:
             self.model = None  # the ONNX graph replaces the torch weights
         self.dimension = config["dimension"]
         self.max_seq_length = config["max_seq_length"]
-        self._tokenizer = _Tokenizer(config["tokenizer"], config["max_seq_length"], config["pad_token"])
+        self.tokenizer = _Tokenizer(config["tokenizer"], config["max_seq_length"], config["pad_token"])
+        """The model's tokenizer (picklable: chunking processes take it along)."""
         # Tokens the model reads per text, minus [CLS] and [SEP] (or their equivalents).
-        self.max_tokens = self.max_seq_length - self._tokenizer.special_tokens
+        self.max_tokens = self.max_seq_length - self.tokenizer.special_tokens
 
     # ---------------------------------------------------------------- public
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts with the model's own tokenizer, special tokens excluded."""
-        return self._tokenizer.count(texts) if texts else []
+        return self.tokenizer.count(texts) if texts else []
 
     def tokenize(self, texts: list[str], offsets: bool = False) -> dict[str, np.ndarray]:
         """input_ids, attention_mask, token_type_ids (and with `offsets` the
         character offsets of each token) for one batch, padded to its longest text."""
-        return self._tokenizer(texts, offsets)
+        return self.tokenizer(texts, offsets)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """One unit vector per text (mean of its token embeddings, as the model's pooling)."""

@@ -68,6 +68,9 @@ class Settings:
     embed_workers: int = 2
     """Forward passes run side by side, one CPU thread each."""
 
+    chunk_workers: int = 0
+    """Processes that split articles into chunks in a large build; 0: one per core."""
+
     embed_group: int = 512
     """Chunks embedded and committed together; a killed build loses at most one group."""
 

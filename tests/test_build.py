@@ -168,3 +168,17 @@ def test_cli_build_strict_and_stats(settings, corpus):
 def test_cli_reports_missing_index(tmp_path):
     result = run_cli("stats", "--index", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "run `rag build` first" in result.stderr
+
+
+def test_every_stage_reports_progress_in_order(settings, embedder, corpus):
+    from rag.build import STAGES
+
+    (corpus / "ports.txt").write_text(article_text("ports"))
+    seen: list[tuple[str, int, int]] = []
+    Builder(settings, embedder=embedder, progress=lambda *step: seen.append(step))()
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages == list(STAGES)
+    for stage in stages:
+        steps = [(done, total) for s, done, total in seen if s == stage]
+        assert steps[-1][0] == steps[-1][1] > 0, stage  # each ends complete
+        assert [done for done, _ in steps] == sorted(done for done, _ in steps), stage

@@ -165,3 +165,15 @@ def test_model_limit_applies_even_when_tiktoken_budget_is_larger(embedder):
 
 def test_empty_text_gives_no_chunks(chunker):
     assert chunker(Article(id="d", path="d.txt", text="")) == ([], [])
+
+
+def test_chunking_in_several_processes_gives_the_same_sentences_and_chunks(embedder):
+    from rag.chunk import chunk_articles
+
+    text = SAMPLE.read_text()
+    articles = [Article(id=f"a{i}", path=f"a{i}.txt", text=text[i * 40 :], title=f"A{i}") for i in range(12)]
+    chunker = Chunker(embedder.tokenizer.count, embedder.max_tokens)
+    serial = list(chunk_articles(chunker, articles, workers=1))
+    parallel = list(chunk_articles(chunker, articles, workers=2))
+    assert parallel == serial and all(chunks for _, chunks in serial)
+    assert [chunks[0].article_id for _, chunks in parallel] == [a.id for a in articles]  # in order

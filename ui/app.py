@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 
 from rag import validate
 from rag.answer import Turn
-from rag.build import BuildBusy, Builder
+from rag.build import STAGES, BuildBusy, Builder
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
@@ -129,8 +129,8 @@ class IndexControl:
 
             def report_progress(stage: str, done: int, total: int) -> None:
                 if progress is not None and total:
-                    label = "reading files" if stage == "reading" else "embedding chunks"
-                    progress((done, total), desc=label, unit="files" if stage == "reading" else "chunks")
+                    label, unit = STAGES[stage]
+                    progress((done, total), desc=label, unit=unit)
 
             try:
                 # The pipeline's embedder is safe to share: questions asked during the

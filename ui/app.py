@@ -1,8 +1,11 @@
 """The chat UI (Gradio 6): ask, read the cited sentences in place, manage the corpus.
 
 `build_app(settings, pipeline=None)` returns the `gr.Blocks`; `serve(settings, ...)`
-is what `rag serve` runs. Every answer comes from `Pipeline.ask`, the same code
-path as `rag ask`; this module only renders and wires things up.
+is what `rag serve` runs. This module lays the page out and wires its events to
+the handlers, which can be used without a browser: `ChatHandlers` (ui/chat.py),
+`ArticleHandlers` (ui/articles.py) and `ApiHandlers` (ui/api.py), all reading and
+changing the index through one `IndexControl` (ui/control.py). Every answer comes
+from `Pipeline.ask`, the same code path as `rag ask`.
 
 API endpoints (gradio_client; see docs/ui.md): /ask, /stats, /articles, /rebuild.
 """
@@ -44,7 +47,8 @@ several keep both cores busy while others wait on the network; bench/load.py."""
 
 class NewsApp(gr.Blocks):
     """gr.Blocks whose launch() defaults to this app's theme, CSS, head script and
-    upload size limit (Gradio 6 takes those in launch(), not in Blocks())."""
+    upload size limit (Gradio 6 takes those in launch(), not in Blocks()), and adds
+    the login throttle and, when `allow_changes` is off, the upload gate."""
 
     def __init__(self, settings: Settings, allow_changes: bool = True, **blocks_kwargs: Any):
         super().__init__(**blocks_kwargs)

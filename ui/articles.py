@@ -11,7 +11,7 @@ import gradio as gr
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from ui import files, render
-from ui.control import IndexControl, Progress, matching
+from ui.control import IndexControl, ProgressCallback, matching
 
 TABLE_HEADERS = ["Title", "Outlet", "Date", "Chunks", "File"]
 MAX_SKIPPED_SHOWN = 20
@@ -93,7 +93,7 @@ class ArticleHandlers:
         lines.append("\nClick **Rebuild index** to make the new articles answerable.")
         return "\n".join(lines), None
 
-    def rebuild(self, query: str, progress: Progress = gr.Progress()) -> tuple[Any, ...]:
+    def rebuild(self, query: str, progress: ProgressCallback | None = gr.Progress()) -> tuple[Any, ...]:
         """Rebuild the index and load it; (status, *refresh(query))."""
         report = self.control.rebuild(progress)
         return (report_md(report), *self.refresh(query))
@@ -116,7 +116,7 @@ class ArticleHandlers:
         return f"Removing deletes **{render.esc_md(path)}** from the corpus folder and rebuilds the index.", _hidden_checkbox()
 
     def remove(
-        self, article_id: str | None, confirm_whole_file: bool, query: str, progress: Progress = gr.Progress()
+        self, article_id: str | None, confirm_whole_file: bool, query: str, progress: ProgressCallback | None = gr.Progress()
     ) -> tuple[Any, ...]:
         """Delete the picked article's file and rebuild; (status, *refresh(query), checkbox)."""
         self.control.check_allowed()

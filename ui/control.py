@@ -29,8 +29,8 @@ CHANGES_OFF = (
     "Restart it with a password (RAG_AUTH or --auth-file) to enable uploads and rebuilds."
 )
 
-Progress = Callable[..., Any]
-"""Called as gr.Progress is: progress((done, total), desc=..., unit=...)."""
+ProgressCallback = Callable[..., Any]
+"""Called as a gr.Progress is: progress((done, total), desc=..., unit=...)."""
 
 
 def matching(articles: Iterable[dict], query: str) -> list[dict]:
@@ -63,7 +63,7 @@ class IndexControl:
 
     # -------------------------------------------------------------- reading
 
-    def store_call(self, method: str, *args: Any) -> Any:
+    def _store_call(self, method: str, *args: Any) -> Any:
         """Call a reading method of the pipeline's store; a refresh may swap the
         store (and close the old one) at any moment, so retry once on the new one."""
         for attempt in range(2):
@@ -76,7 +76,7 @@ class IndexControl:
 
     def article(self, article_id: str) -> dict | None:
         """All stored fields of one article, or None when it is not indexed."""
-        return self.store_call("article", article_id)
+        return self._store_call("article", article_id)
 
     def article_text(self, article_id: str) -> str | None:
         """The full text of one article, or None when it is not indexed."""
@@ -85,7 +85,7 @@ class IndexControl:
 
     def articles(self) -> list[dict]:
         """Every indexed article's metadata, newest first."""
-        return self.store_call("articles")
+        return self._store_call("articles")
 
     def outlets(self) -> list[str]:
         """The outlets of the loaded index."""
@@ -94,7 +94,7 @@ class IndexControl:
     def stats(self) -> dict:
         """The index statistics of /stats: counts, model, size, outlets, folders."""
         return {
-            **self.store_call("stats"),
+            **self._store_call("stats"),
             "outlets": self.outlets(),
             "corpus_dir": str(self.settings.corpus_dir),
             "index_dir": str(self.settings.index_dir),
@@ -103,7 +103,7 @@ class IndexControl:
 
     # -------------------------------------------------------------- changing
 
-    def rebuild(self, progress: Progress | None = None) -> dict:
+    def rebuild(self, progress: ProgressCallback | None = None) -> dict:
         """Incremental build, then load the new index. Returns the build report as a dict."""
         self.check_allowed()
         if not self.lock.acquire(blocking=False):

@@ -14,7 +14,7 @@ from ui.files import MAX_NAME_BYTES, UploadRefused, safe_name, save_upload
 def upload(tmp_path: Path, corpus: Path, name: str, text: str):
     source = tmp_path / "incoming"
     source.write_text(text, encoding="utf-8")
-    return save_upload(source, name, corpus, max_mb=1)
+    return save_upload(source, name, corpus, max_bytes=1_000_000)
 
 
 @pytest.mark.parametrize(

@@ -291,12 +291,12 @@ def test_save_upload_sanitises_names(tmp_path):
     corpus = tmp_path / "corpus"
     src = tmp_path / "upload"
     src.write_text("Some article text.")
-    saved = save_upload(src, "../../../x.txt", corpus, max_mb=1)
+    saved = save_upload(src, "../../../x.txt", corpus, max_bytes=1_000_000)
     assert saved.name == "x.txt" and (corpus / "x.txt").read_text() == "Some article text."
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "upload"]
     src.write_bytes(b"x" * 2_000_001)
     with pytest.raises(UploadRefused, match="too large"):
-        save_upload(src, "big.txt", corpus, max_mb=2)
+        save_upload(src, "big.txt", corpus, max_bytes=2_000_000)
 
 
 # ---------------------------------------------------------------------- index changes

@@ -1,8 +1,11 @@
 """The chat UI (Gradio 6): ask, read the cited sentences in place, manage the corpus.
 
 `build_app(settings, pipeline=None)` returns the `gr.Blocks`; `serve(settings, ...)`
-is what `rag serve` runs. Every answer comes from `Pipeline.ask`, the same code
-path as `rag ask`; this module only renders and wires things up.
+is what `rag serve` runs. This module lays the page out and wires its events to
+the handlers, which can be used without a browser: `ChatHandlers` (ui/chat.py),
+`ArticleHandlers` (ui/articles.py) and `ApiHandlers` (ui/api.py), all reading and
+changing the index through one `IndexControl` (ui/control.py). Every answer comes
+from `Pipeline.ask`, the same code path as `rag ask`.
 
 API endpoints (gradio_client; see docs/ui.md): /ask, /stats, /articles, /rebuild.
 """
@@ -12,30 +15,26 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
 
-from rag import validate
-from rag.answer import Turn
-from rag.build import STAGES, BuildBusy, Builder
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
-from rag.retrieve import Filters
 from rag.settings import Settings
 from rag.store import StoreError, explain
-from ui import files, guard, render
+from ui import guard
+from ui.api import ApiHandlers
+from ui.articles import TABLE_HEADERS, ArticleHandlers, removal_choices, table_rows
+from ui.chat import MAX_K, ChatHandlers
+from ui.control import IndexControl
 from ui.style import CSS, HEAD, THEME
 
 TITLE = "News Q&A"
 EXAMPLES = ["Why did Russia-Turkey ties sour?", "What did Putin tell Erdogan on the phone?"]
 FOLLOW_UP_EXAMPLE = "And how were relations mended?"
-STREAM_DELAY = 0.06
-"""Seconds between the sentences of an answer as it is shown."""
 ICON = (
     '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" '
     'stroke-linejoin="round" aria-hidden="true"><path d="M4 22h16a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2H8a2 2 0 0 0-2 2v16'
@@ -44,15 +43,17 @@ ICON = (
 ASK_CONCURRENCY = 8
 """Questions answered at once (UI and /ask together). Answers hold no lock, so
 several keep both cores busy while others wait on the network; bench/load.py."""
-TABLE_HEADERS = ["Title", "Outlet", "Date", "Chunks", "File"]
 
 
 class NewsApp(gr.Blocks):
     """gr.Blocks whose launch() defaults to this app's theme, CSS, head script and
-    upload size limit (Gradio 6 takes those in launch(), not in Blocks())."""
+    upload size limit (Gradio 6 takes those in launch(), not in Blocks()), and adds
+    the login throttle and, when `allow_changes` is off, the upload gate."""
 
-    settings: Settings
-    allow_changes: bool = True
+    def __init__(self, settings: Settings, allow_changes: bool = True, **blocks_kwargs: Any):
+        super().__init__(**blocks_kwargs)
+        self.settings = settings
+        self.allow_changes = allow_changes
 
     def launch(self, *args, **kwargs):  # type: ignore[override]
         s = self.settings
@@ -67,328 +68,27 @@ class NewsApp(gr.Blocks):
         kwargs.setdefault("theme", THEME)
         kwargs.setdefault("css", CSS)
         kwargs.setdefault("head", HEAD)
-        kwargs.setdefault("max_file_size", int(self.settings.max_file_mb * 1_000_000))
+        kwargs.setdefault("max_file_size", s.max_file_bytes)
         kwargs.setdefault("footer_links", ["api", "gradio"])
         return super().launch(*args, **kwargs)
 
 
-class IndexControl:
-    """What the Articles tab does to the corpus and the index: one change at a time,
-    while questions keep being answered from the loaded index."""
-
-    def __init__(self, settings: Settings, pipeline: Pipeline, allow_changes: bool):
-        self.settings = settings
-        self.pipeline = pipeline
-        self.allow_changes = allow_changes
-        self.lock = threading.Lock()
-
-    def check_allowed(self) -> None:
-        if not self.allow_changes:
-            raise gr.Error(
-                "Index changes are disabled: this server listens on a public address without a password. "
-                "Restart it with a password (RAG_AUTH or --auth-file) to enable uploads and rebuilds."
-            )
-
-    # -------------------------------------------------------------- reading
-
-    def store_call(self, method: str, *args):
-        """Call a reading method of the pipeline's store; a refresh may swap the
-        store (and close the old one) at any moment, so retry once on the new one."""
-        for attempt in range(2):
-            try:
-                return getattr(self.pipeline.store, method)(*args)
-            except sqlite3.ProgrammingError:
-                if attempt:
-                    raise
-        return None
-
-    def article_text(self, article_id: str) -> str | None:
-        row = self.store_call("article", article_id)
-        return row["text"] if row else None
-
-    def articles(self) -> list[dict]:
-        return self.store_call("articles")
-
-    def stats(self) -> dict:
-        return {
-            **self.store_call("stats"),
-            "outlets": list(self.pipeline.retriever.sources),
-            "corpus_dir": str(self.settings.corpus_dir),
-            "index_dir": str(self.settings.index_dir),
-            "changes_allowed": self.allow_changes,
-        }
-
-    # -------------------------------------------------------------- changing
-
-    def rebuild(self, progress=None) -> dict:
-        """Incremental build, then load the new index. Returns the build report as a dict."""
-        self.check_allowed()
-        if not self.lock.acquire(blocking=False):
-            raise gr.Error("A rebuild is already running; wait for it to finish.")
-        try:
-
-            def report_progress(stage: str, done: int, total: int) -> None:
-                if progress is not None and total:
-                    label, unit = STAGES[stage]
-                    progress((done, total), desc=label, unit=unit)
-
-            try:
-                # The pipeline's embedder is safe to share: questions asked during the
-                # rebuild are answered from the loaded index meanwhile.
-                report = Builder(self.settings, embedder=self.pipeline.embedder, progress=report_progress)()
-            except BuildBusy as err:
-                raise gr.Error(str(err)) from None
-            except (StoreError, OSError, sqlite3.Error) as err:
-                known = explain(err, self.settings.index_dir)  # a full disk, a damaged database
-                if known is None:
-                    raise
-                raise gr.Error(str(known)) from None
-            # A question asked meanwhile may have loaded the new index already.
-            self.pipeline.refresh(force=True)
-            refreshed = self.pipeline.is_current()
-            out = {
-                "added": report.added,
-                "updated": report.updated,
-                "removed": report.removed,
-                "unchanged": report.unchanged,
-                "skipped": [{"file": s.path, "reason": s.reason} for s in report.skipped],
-                "chunks_embedded": report.chunks_embedded,
-                "chunks_total": report.chunks_total,
-                "seconds": round(report.seconds, 2),
-                "summary": report.summary(),
-                "reloaded": refreshed,
-            }
-            return out
-        finally:
-            self.lock.release()
-
-
-def _report_md(report: dict) -> str:
-    lines = [f"**Rebuilt.** {render.esc_md(report['summary'])}"]
-    for s in report["skipped"][:20]:
-        lines.append(f"- skipped {render.esc_md(s['file'])}: {render.esc_md(s['reason'])}")
-    return "\n".join(lines)
-
-
-def _filters(
-    sources: list[str] | None, date_from: str, date_to: str, names: tuple[str, str] = ("date_from", "date_to")
-) -> Filters | None:
-    try:
-        date_from, date_to = validate.date_range(date_from, date_to, names)
-    except validate.BadInput as err:
-        raise gr.Error(str(err)) from None
-    filters = Filters(tuple(sources or ()), date_from, date_to)
-    return filters or None
-
-
-def _checked(check, *args):
-    """validate.<check>(*args), its BadInput shown to the user as a gr.Error."""
-    try:
-        return check(*args)
-    except validate.BadInput as err:
-        raise gr.Error(str(err)) from None
-
-
-def _table(articles: list[dict], query: str = "") -> list[list[Any]]:
-    words = (query or "").lower().split()
-    rows = []
-    for a in articles:
-        haystack = " ".join(str(a.get(k) or "") for k in ("title", "source", "published", "path", "url", "author")).lower()
-        if all(w in haystack for w in words):
-            rows.append([a["title"] or "", a["source"] or "", render.day(a["published"]), a["chunks"], a["path"]])
-    return rows
-
-
-def _api_article(article: dict) -> dict:
-    """An article as /articles returns it: its `path` is called `file`, because
-    gradio_client (with its default download_files=True) takes any dict with a
-    `path` key for a file to download, and fails."""
-    return {("file" if key == "path" else key): value for key, value in article.items()}
-
-
-def _article_choices(articles: list[dict]) -> list[tuple[str, str]]:
-    return [(f"{a['title'] or a['path']} — {a['path']}", a["id"]) for a in articles]
-
-
 def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_changes: bool = True) -> gr.Blocks:
-    """The whole UI. `allow_changes=False` turns uploads, removals and rebuilds off
+    """The whole UI: its layout, and its events wired to the handlers of each tab and
+    of the API. `allow_changes=False` turns uploads, removals and rebuilds off
     (serve() does that on a public address without a password)."""
     pipeline = pipeline or Pipeline(settings)
     control = IndexControl(settings, pipeline, allow_changes)
-
-    def articles_table(query: str = ""):
-        return _table(control.articles(), query)
-
-    def stats_block() -> str:
-        s = control.stats()
-        return render.stats_html(s, s["index_bytes"], s["last_build"], s["model"], s["outlets"])
-
-    # ------------------------------------------------------------------ chat
-
-    def ask(
-        question: str, chat: list, turns: list, sources: list[str], date_from: str, date_to: str, k: float, use_llm: bool = False
-    ):
-        chat = list(chat or [])
-        turns = list(turns or [])
-        if not any(c.isalnum() for c in question or ""):
-            yield chat, turns, gr.skip(), gr.skip()  # nothing asked: keep what was typed
-            return
-        question = _checked(validate.question, question)
-        k = _checked(validate.k, k, min(settings.max_k, 30))
-        filters = _filters(sources, date_from, date_to, ("From date", "To date"))
-        pipeline.refresh()  # picks up a build made from the command line meanwhile
-        history = [Turn(q, a) for q, a in turns]
-        chat.append({"role": "user", "content": render.user_html(question)})
-        chat.append({"role": "assistant", "content": '<div class="answer"><span class="typing">▍</span></div>'})
-        yield chat, turns, gr.skip(), ""
-        if use_llm:
-            text = ""
-            for piece in pipeline.stream(question, history=history, k=k, filters=filters):
-                if isinstance(piece, str):
-                    text += piece
-                    chat[-1] = {"role": "assistant", "content": render.streaming_html(text)}
-                    yield chat, turns, gr.skip(), ""
-                else:
-                    answer = piece
-        else:
-            answer = pipeline.ask(question, history=history, k=k, filters=filters)
-        panel = render.sources_html(answer, control.article_text)
-        turns.append([question, answer.text])
-        steps = range(1, len(answer.citations) + 1) if not answer.abstained and answer.mode != "llm" else [None]
-        for upto in steps:
-            chat[-1] = {"role": "assistant", "content": render.answer_html(answer, upto)}
-            yield chat, turns, panel, ""
-            if upto is not None and upto < len(answer.citations):
-                time.sleep(STREAM_DELAY)
-        chat[-1] = {"role": "assistant", "content": render.answer_html(answer)}
-        yield chat, turns, panel, ""
-
-    def clear():
-        return [], [], render.sources_html(None, control.article_text), ""
-
-    # ------------------------------------------------------------------ articles
-
-    def refresh_all(query: str):
-        pipeline.refresh(force=True)
-        articles = control.articles()
-        return (
-            _table(articles, query),
-            stats_block(),
-            gr.update(choices=_article_choices(articles), value=None),
-            gr.update(choices=list(pipeline.retriever.sources)),
-        )
-
-    def upload(paths: list[str] | None):
-        control.check_allowed()
-        if not paths:
-            return gr.skip(), None
-        lines = []
-        for path in paths:
-            original = Path(path).name
-            try:
-                saved = files.save_upload(path, original, settings.corpus_dir, settings.max_file_mb)
-            except files.UploadRefused as err:
-                lines.append(f"- ✗ {render.esc_md(original)}: {render.esc_md(err)}")
-                continue
-            except OSError as err:  # a full disk, a corpus folder that cannot be written
-                lines.append(f"- ✗ {render.esc_md(original)}: could not be saved ({render.esc_md(err.strerror or err)})")
-                continue
-            finally:
-                Path(path).unlink(missing_ok=True)  # Gradio's temporary copy: not kept in its cache
-            lines.append(f"- ✓ {render.esc_md(saved.describe())} ({saved.size / 1000:.1f} kB)")
-        lines.append("\nClick **Rebuild index** to make the new articles answerable.")
-        return "\n".join(lines), None
-
-    def rebuild(query: str, progress=gr.Progress()):
-        report = control.rebuild(progress)
-        return (_report_md(report), *refresh_all(query))
-
-    def describe_removal(article_id: str | None):
-        if not article_id:
-            return "", gr.update(visible=False, value=False)
-        row = control.store_call("article", article_id)
-        if not row:
-            return "That article is no longer in the index.", gr.update(visible=False, value=False)
-        path = row["path"]
-        if files.is_list_file(path):
-            n = sum(1 for a in control.articles() if a["path"] == path)
-            msg = (
-                f"⚠ **{render.esc_md(path)}** is a list file holding {n} article{'s' * (n != 1)}. "
-                "Removing this article deletes the whole file, and all of them leave the index."
-            )
-            return msg, gr.update(visible=True, value=False)
-        return f"Removing deletes **{render.esc_md(path)}** from the corpus folder and rebuilds the index.", gr.update(
-            visible=False, value=False
-        )
-
-    def remove(article_id: str | None, confirm_whole_file: bool, query: str, progress=gr.Progress()):
-        control.check_allowed()
-        if not article_id:
-            raise gr.Error("Pick an article to remove first.")
-        row = control.store_call("article", article_id)
-        if not row:
-            raise gr.Error("That article is no longer in the index.")
-        path = row["path"]
-        if files.is_list_file(path) and not confirm_whole_file:
-            raise gr.Error(f"{path} holds a list of articles: tick 'delete the whole file' to remove it.")
-        try:
-            files.remove_file(settings.corpus_dir, path)
-        except files.UploadRefused as err:
-            raise gr.Error(str(err)) from None
-        report = control.rebuild(progress)
-        status = f"Deleted **{render.esc_md(path)}**.\n\n" + _report_md(report)
-        return (status, *refresh_all(query), gr.update(visible=False, value=False))
-
-    # ------------------------------------------------------------------ API
-
-    def api_ask(
-        question: str,
-        k: int = 10,
-        sources: list[str] | None = None,
-        date_from: str = "",
-        date_to: str = "",
-        history: list[list[str]] | None = None,
-        llm: bool = False,
-    ) -> dict:
-        """Answer a question. Returns the `rag ask --json` object: question, answer,
-        abstained, citations, passages. `history` is [[question, answer], ...] of
-        earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
-        RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
-        question = _checked(validate.question, question)
-        k = _checked(validate.k, k, settings.max_k)
-        filters = _filters(sources, date_from, date_to)
-        pipeline.refresh()
-        turns = [Turn(q, a) for q, a in _checked(validate.history, history)]
-        return pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
-
-    def api_stats() -> dict:
-        """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""
-        pipeline.refresh(force=True)
-        return control.stats()
-
-    def api_articles(query: str = "") -> list[dict]:
-        """Indexed articles (id, path, title, source, published, url, author, category,
-        chunks), filtered by words in title, outlet, date, path or url."""
-        pipeline.refresh(force=True)
-        words = (query or "").lower().split()
-        return [
-            _api_article(a)
-            for a in control.articles()
-            if all(w in " ".join(str(v or "") for v in a.values()).lower() for w in words)
-        ]
-
-    def api_rebuild() -> dict:
-        """Incremental build of the corpus folder, then reload: the build report."""
-        return control.rebuild()
+    chat = ChatHandlers(settings, pipeline, control)
+    articles = ArticleHandlers(settings, pipeline, control)
+    api = ApiHandlers(settings, pipeline, control)
 
     # ------------------------------------------------------------------ layout
 
-    articles0 = control.articles()
+    indexed = control.articles()
     # Gradio's copies of uploads are deleted after upload_cache_s (checked every 10 minutes at most).
     cache = (min(600, settings.upload_cache_s), settings.upload_cache_s)
-    with NewsApp(title=TITLE, fill_width=False, delete_cache=cache) as demo:
-        demo.settings = settings
-        demo.allow_changes = allow_changes
+    with NewsApp(settings, allow_changes, title=TITLE, fill_width=False, delete_cache=cache) as demo:
         gr.HTML(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
@@ -427,13 +127,13 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                         with gr.Accordion("Search settings", open=False, elem_id="settings"):
                             with gr.Row():
                                 outlets = gr.Dropdown(
-                                    choices=list(pipeline.retriever.sources),
+                                    choices=control.outlets(),
                                     multiselect=True,
                                     label="Outlets",
                                     info="only these outlets (empty: all)",
                                     scale=3,
                                 )
-                                k = gr.Slider(1, 30, value=10, step=1, label="Passages (k)", scale=2)
+                                k = gr.Slider(1, MAX_K, value=10, step=1, label="Passages (k)", scale=2)
                             with gr.Row():
                                 date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", max_lines=1)
                                 date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", max_lines=1)
@@ -449,17 +149,17 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                                 elem_id="use-llm",
                             )
                     with gr.Column(scale=5, min_width=320, elem_id="sources-col"):
-                        sources = gr.HTML(render.sources_html(None, control.article_text), elem_id="sources", js_on_load=None)
+                        sources = gr.HTML(chat.empty_sources(), elem_id="sources", js_on_load=None)
 
             with gr.Tab("Articles", id="articles-tab"):
-                stats = gr.HTML(stats_block(), elem_id="stats", js_on_load=None)
+                stats = gr.HTML(articles.stats(), elem_id="stats", js_on_load=None)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         search = gr.Textbox(
                             placeholder="Filter by title, outlet, date or file", show_label=False, container=False, elem_id="article-search"
                         )
                         table = gr.Dataframe(
-                            value=_table(articles0),
+                            value=table_rows(indexed),
                             headers=TABLE_HEADERS,
                             datatype=["str", "str", "str", "number", "str"],
                             interactive=False,
@@ -487,7 +187,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                         )
                         with gr.Accordion("Remove an article", open=False, elem_id="remove-box"):
                             remove_pick = gr.Dropdown(
-                                choices=_article_choices(articles0), label="Article", value=None, elem_id="remove-pick"
+                                choices=removal_choices(indexed), label="Article", value=None, elem_id="remove-pick"
                             )
                             remove_info = gr.Markdown("")
                             remove_confirm = gr.Checkbox(label="Delete the whole file", visible=False, value=False)
@@ -495,7 +195,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
 
         # -------------------------------------------------------------- events
         chat_io = dict(
-            fn=ask,
+            fn=chat.ask,
             inputs=[question, chatbot, turns, outlets, date_from, date_to, k, use_llm],
             outputs=[chatbot, turns, sources, question],
             api_visibility="private",
@@ -504,33 +204,35 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
         )
         question.submit(**chat_io, api_name="ui_submit")
         ask_btn.click(**chat_io, api_name="ui_ask")
-        clear_btn.click(clear, None, [chatbot, turns, sources, question], api_name="ui_clear", api_visibility="private")
-        chatbot.clear(clear, None, [chatbot, turns, sources, question], api_name="ui_clear_chat", api_visibility="private")
+        # One bound method for both: the two events share one queue (its id is the fn's).
+        clear_io = dict(fn=chat.clear, inputs=None, outputs=[chatbot, turns, sources, question], api_visibility="private")
+        clear_btn.click(**clear_io, api_name="ui_clear")
+        chatbot.clear(**clear_io, api_name="ui_clear_chat")
 
-        search.change(articles_table, [search], [table], api_name="ui_search", api_visibility="private", show_progress="hidden")
+        search.change(articles.table, [search], [table], api_name="ui_search", api_visibility="private", show_progress="hidden")
         index_outputs = [table, stats, remove_pick, outlets]
-        upload_files.upload(upload, [upload_files], [status, upload_files], api_name="ui_upload", api_visibility="private", concurrency_id="index")
+        upload_files.upload(articles.upload, [upload_files], [status, upload_files], api_name="ui_upload", api_visibility="private", concurrency_id="index")
         rebuild_btn.click(
-            rebuild, [search], [status, *index_outputs], api_name="ui_rebuild", api_visibility="private", concurrency_id="index",
+            articles.rebuild, [search], [status, *index_outputs], api_name="ui_rebuild", api_visibility="private", concurrency_id="index",
             show_progress_on=[status],
         )
         remove_pick.change(
-            describe_removal, [remove_pick], [remove_info, remove_confirm], api_name="ui_describe", api_visibility="private"
+            articles.describe_removal, [remove_pick], [remove_info, remove_confirm], api_name="ui_describe", api_visibility="private"
         )
         remove_btn.click(
-            remove,
+            articles.remove,
             [remove_pick, remove_confirm, search],
             [status, *index_outputs, remove_confirm],
             api_name="ui_remove",
             api_visibility="private",
             concurrency_id="index",
         )
-        demo.load(refresh_all, [search], index_outputs, api_name="ui_load", api_visibility="private", show_progress="hidden")
+        demo.load(articles.refresh, [search], index_outputs, api_name="ui_load", api_visibility="private", show_progress="hidden")
 
-        gr.api(api_ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
-        gr.api(api_stats, api_name="stats")
-        gr.api(api_articles, api_name="articles")
-        gr.api(api_rebuild, api_name="rebuild", concurrency_id="index")
+        gr.api(api.ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
+        gr.api(api.stats, api_name="stats")
+        gr.api(api.articles, api_name="articles")
+        gr.api(api.rebuild, api_name="rebuild", concurrency_id="index")
     return demo
 
 

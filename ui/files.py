@@ -105,16 +105,15 @@ class Saved:
         return f"{verb} {self.name}"
 
 
-def save_upload(source: Path | str, original_name: str, corpus_dir: Path, max_mb: float) -> Saved:
+def save_upload(source: Path | str, original_name: str, corpus_dir: Path, max_bytes: int) -> Saved:
     """Copy an uploaded file into the corpus folder under a safe name. It replaces
     a file only of exactly its own name; otherwise it gets a free name (see above)."""
     source = Path(source)
     name = safe_name(original_name)
     asked = unicodedata.normalize("NFC", re.split(r"[\\/]", original_name or "")[-1])
     size = source.stat().st_size
-    limit = int(max_mb * 1_000_000)  # the build's own limit (rag.build)
-    if size > limit:
-        raise UploadRefused(f"{name} is too large ({size / 1e6:.1f} MB; limit {max_mb:g} MB)")
+    if size > max_bytes:  # the build's own limit (Settings.max_file_bytes)
+        raise UploadRefused(f"{name} is too large ({size / 1e6:.1f} MB; limit {max_bytes / 1e6:g} MB)")
     if size == 0:
         raise UploadRefused(f"{name} is empty")
     corpus = Path(corpus_dir).resolve()

@@ -156,7 +156,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         search = gr.Textbox(
-                            placeholder="Filter by title, outlet, date or file", show_label=False, container=False, elem_id="article-search"
+                            placeholder="Filter by title, outlet, date, file, author or category", show_label=False, container=False, elem_id="article-search"
                         )
                         table = gr.Dataframe(
                             value=table_rows(indexed),

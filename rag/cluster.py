@@ -17,6 +17,7 @@ Ray is imported here only, when `--ray` is given: it is slow to import and
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,11 @@ class RayEmbedder:
         self._actor_options = {**options, "workers": 1}
         self._model = model
         if not ray.is_initialized():
+            # Ray and Ray Data report usage to Anyscale (and query Prometheus for it) unless
+            # told not to; a local news index does not. The environment is the only switch
+            # Ray reads; a value the user set wins.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
             runtime_env = {"py_modules": [str(Path(__file__).parent)]} if ship_code else None
             extra = {"include_dashboard": False} if address == "local" else {}
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING, **extra)

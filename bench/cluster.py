@@ -1,13 +1,13 @@
 """What `rag build --ray` costs: a local build and a Ray build of the same corpus, measured in one run.
 
-    python bench/cluster.py [--corpus ../shared/data/multihop/corpus.json] [--limit 50] [--address local]
+    python bench/cluster.py [--corpus ../shared/data/multihop/corpus.json] [--limit 50] [--address local] [--group 512]
 
 Builds the first `--limit` articles twice from scratch (`--full`) into temporary
 indexes: once embedding here, once on the Ray cluster at `--address` ("local"
 starts a one-machine Ray inside this process, using every core). Prints for each:
 chunks, build seconds, chunks/s; for Ray also the start-up (ray.init and the
 driver's model load) and the fixed cost of one group (an actor pool started and a
-one-text dataset run), and checks that both indexes hold the same vectors.
+dataset run of one batch and one text), and checks that both indexes hold the same vectors.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="a JSON list of articles (MultiHop-RAG form)")
     parser.add_argument("--limit", type=int, default=50, help="first N articles")
     parser.add_argument("--address", default="local", help="Ray address, as `rag build --ray` takes it")
+    parser.add_argument("--group", type=int, default=Settings.embed_group, help="embed_group: chunks per Ray Data run (and per transaction)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     if not args.corpus.exists():
@@ -48,9 +49,9 @@ def main() -> int:
         corpus = work / "corpus"
         corpus.mkdir()
         (corpus / "corpus.json").write_text(json.dumps(json.loads(args.corpus.read_text())[: args.limit]))
-        local = Settings(corpus_dir=corpus, index_dir=work / "local")
+        local = Settings(corpus_dir=corpus, index_dir=work / "local", embed_group=args.group)
         # Other work on the machine moves every figure: say how busy it was.
-        figures = {"articles": args.limit, "address": args.address, "load_before": os.getloadavg()[0]}
+        figures = {"articles": args.limit, "address": args.address, "embed_group": args.group, "load_before": os.getloadavg()[0]}
 
         started = time.perf_counter()
         report = Builder(local)(full=True)
@@ -64,7 +65,8 @@ def main() -> int:
         figures["ray_start_s"] = round(time.perf_counter() - started, 2)
         figures["ray_actors"] = embedder.actors
         started = time.perf_counter()
-        embedder.embed(["one short text"], [[(0, 3)]])
+        # One text more than a forward pass holds: fewer are embedded on the driver.
+        embedder.embed(["one short text"] * (embedder.batch_size + 1))
         figures["ray_group_overhead_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         report = Builder(on_ray, embedder=embedder)(full=True)

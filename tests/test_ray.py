@@ -24,6 +24,8 @@ from rag.cli import main
 from rag.store import SENTENCE_DTYPE, IndexStore
 
 ROOT = Path(__file__).resolve().parents[1]
+# Ray Data warns about its own deprecated settings when it starts.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def test_asking_never_imports_ray():
@@ -97,11 +99,11 @@ def _wait_for_port(port: int, process: subprocess.Popen) -> None:
 
 def _stop(process: subprocess.Popen) -> None:
     # `ray start --block` stops its node in order on SIGTERM (a signal to the whole
-    # group at once kills the GCS first and leaves it waiting); then nothing of the
-    # group may remain.
+    # group at once kills the GCS first and leaves it waiting); what is left of the
+    # group after 10 s (the head waits on a GCS that is gone) is killed.
     process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
+        process.wait(timeout=10)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -177,3 +179,15 @@ def test_separate_sentence_vectors_on_a_cluster(cluster, settings, news, tmp_pat
     assert report.added == 5 and report.chunks_embedded == report.chunks_total
     Builder(local)(full=True)
     assert_same_index(on_ray.index_dir, local.index_dir)
+
+
+def test_a_single_forward_pass_stays_on_the_driver(cluster, embedder, monkeypatch):
+    # A question (`rag eval` reuses the build's embedder) must not wait seconds for an actor pool.
+    import ray.data
+
+    from rag.cluster import RayEmbedder
+
+    on_ray = RayEmbedder(cluster)
+    monkeypatch.setattr(ray.data, "from_items", lambda *a, **k: pytest.fail("a Ray Data run for one batch"))
+    question = ["Who met on Monday to discuss the plan?"]
+    np.testing.assert_array_equal(on_ray(question), embedder(question))

@@ -51,6 +51,7 @@ class RayEmbedder:
         they run the driver's code, not whatever version is installed there.
         `options`: `Embedder`'s keyword arguments (`Settings.embedder_options()`)."""
         import ray
+        import ray.data
 
         self.local = Embedder(model, **options)
         self.dimension = self.local.dimension
@@ -61,7 +62,7 @@ class RayEmbedder:
         self._actor_options = {**options, "workers": 1}
         self._model = model
         if not ray.is_initialized():
-            # Ray and Ray Data report usage to Anyscale (and query Prometheus for it) unless
+            # Ray and Ray Data report usage to the Ray team (and query Prometheus for it) unless
             # told not to; a local news index does not. The environment is the only switch
             # Ray reads; a value the user set wins.
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -69,6 +70,9 @@ class RayEmbedder:
             runtime_env = {"py_modules": [str(Path(__file__).parent)]} if ship_code else None
             extra = {"include_dashboard": False} if address == "local" else {}
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING, **extra)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the build shows its own bar of chunks embedded
+        context.print_on_execution_start = False
         self.actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -80,18 +84,17 @@ class RayEmbedder:
 
     def embed(self, texts: list[str], spans: list[list[Span]] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """As `Embedder.embed`: vectors of `texts` and, with `spans`, one vector per span."""
-        import ray.data
-
         if len(texts) <= self.batch_size:
             # One forward pass (a question, a small update): here, in milliseconds, rather
             # than seconds of starting an actor pool. The same batch gives the same vectors.
             return self.local.embed(texts, spans)
+        import ray.data
+
         batches = length_batches(texts, self.batch_size)
-        rows = [_row(number, [texts[i] for i in batch], spans and [spans[i] for i in batch])
-                for number, batch in enumerate(batches)]
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the build shows its own bar of chunks embedded
-        context.print_on_execution_start = False
+        rows = [
+            _row(number, [texts[i] for i in batch], None if spans is None else [spans[i] for i in batch])
+            for number, batch in enumerate(batches)
+        ]
         dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), self.actors * 4)).map_batches(
             _Encoder,
             fn_constructor_args=(self._model, self._actor_options, spans is not None),

@@ -134,7 +134,12 @@ class Builder:
         # Loaded only when something has to be embedded: a no-op build stays fast.
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.model, **s.embedder_options())
+            if s.ray_address:
+                from rag.cluster import RayEmbedder  # imports Ray: only when asked for
+
+                self._embedder = RayEmbedder(s.ray_address, s.model, **s.embedder_options())
+            else:
+                self._embedder = Embedder(s.model, **s.embedder_options())
         return self._embedder
 
     def __call__(self, full: bool = False) -> BuildReport:

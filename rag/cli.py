@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--strict", action="store_true", help="exit non-zero when any input was skipped")
     build.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
     _backend_arg(build)
+    build.add_argument(
+        "--ray", dest="ray_address", nargs="?", const="auto", metavar="ADDRESS",
+        help="embed on a Ray cluster: auto (default: the one this machine joined), host:6379, ray://host:10001, or local (docs/scale.md)",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(run=cmd_build)
 
@@ -105,7 +109,7 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model", "auth", "auth_file")
+    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model", "auth", "auth_file", "ray_address")
     flags = {"index_dir": "index", "corpus_dir": "corpus"}
     return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 

@@ -56,6 +56,7 @@ class RayEmbedder:
         self.local = Embedder(model, **options)
         self.dimension = self.local.dimension
         self.max_tokens = self.local.max_tokens
+        self.tokenizer = self.local.tokenizer
         self.batch_size = self.local.batch_size
         self.batches_per_call = batches_per_call
         # One forward pass per actor at a time: each actor is given one CPU.

@@ -261,12 +261,17 @@ def _local_config(path: str) -> dict | None:
         spec = (folder / "tokenizer.json").read_text()
     except (OSError, ValueError, KeyError, StopIteration):
         return None
-    if not pooling.get("pooling_mode_mean_tokens") or "max_seq_length" not in bert:
+    # sentence-transformers < 6 wrote `max_seq_length` and `pooling_mode_mean_tokens`;
+    # 6 takes the length from the tokenizer and writes `pooling_mode: "mean"`.
+    mean = pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"
+    max_length = bert.get("max_seq_length") or special.get("model_max_length")
+    dimension = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension")
+    if not mean or not max_length or not dimension:
         return None
     pad = special.get("pad_token")
     return {
-        "max_seq_length": bert["max_seq_length"],
-        "dimension": pooling["word_embedding_dimension"],
+        "max_seq_length": int(max_length),
+        "dimension": int(dimension),
         "tokenizer": spec,
         "pad_token": pad.get("content") if isinstance(pad, dict) else pad,
     }

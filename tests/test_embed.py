@@ -83,3 +83,15 @@ def test_cached_onnx_export_starts_without_torch(embedder):
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="choose one of"):
         Embedder(backend="tensorrt")
+
+
+def test_a_folder_saved_by_sentence_transformers_6_is_read_without_torch(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embed import _local_config
+
+    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
+    model.save(str(tmp_path / "saved"))  # the installed version's format (6.x: no max_seq_length key)
+    saved, bundled = _local_config(str(tmp_path / "saved")), _local_config(resolve_model(DEFAULT_MODEL))
+    assert saved is not None and saved["dimension"] == bundled["dimension"] == 384
+    assert saved["max_seq_length"] == model.max_seq_length and saved["pad_token"] == bundled["pad_token"]

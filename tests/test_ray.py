@@ -131,7 +131,7 @@ def index_contents(index_dir: Path) -> dict:
             "sentences": [(r["article_id"], r["position"]) for r in sentences],
             "sentence_vectors": np.vstack([np.frombuffer(r["vector"], SENTENCE_DTYPE) for r in sentences]).astype(np.float32),
             "manifest": store.manifest,
-            "ntotal": store.vectors.ntotal,
+            "ntotal": store.segments.ntotal,
         }
     finally:
         store.close()

@@ -47,6 +47,7 @@ everything goes to a temporary folder that is removed at the end.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -183,6 +184,9 @@ def tiny_model(folder: Path, bundled: Path, shape: dict = TINY_MODEL) -> Path:
         return folder
     import torch
     from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the run's own lines say what is happening
 
     work = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
@@ -273,6 +277,8 @@ def measure_size(
     index = work / f"index-{target_chunks}"
     shutil.rmtree(index, ignore_errors=True)
     print(f"[{target_chunks}] corpus of {articles} articles ready ({generated:.1f} s); building", file=sys.stderr)
+    # Other people's work on the machine slows every figure; the load says how busy it was.
+    load_before = os.getloadavg()[0]
     build_s = build(corpus, index, model, backend, env)
     print(f"[{target_chunks}] built in {build_s:.1f} s; adding one article", file=sys.stderr)
     # A new file with one article that is not in any generated corpus (its own seed).
@@ -293,6 +299,7 @@ def measure_size(
         "add_one_s": add_one_s,
         **serve_figures(index, model, questions_file, env),
         "disk_bytes": folder_bytes(index),
+        "load_average": [load_before, os.getloadavg()[0]],
     }
 
 
@@ -333,7 +340,7 @@ def growth(rows: list[dict]) -> list[dict]:
     """Each figure divided by the same figure at the previous size."""
     return [
         {"sizes": f"{b['chunks']:,} / {a['chunks']:,}", **{key: b[key] / a[key] for key, _, _ in COLUMNS if a[key]}}
-        for a, b in zip(rows, rows[1:])
+        for a, b in itertools.pairwise(rows)
     ]
 
 
@@ -407,6 +414,8 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
     print(markdown(result["rows"]))
+    loads = ", ".join(f"{row['load_average'][0]:.1f}-{row['load_average'][1]:.1f}" for row in result["rows"])
+    print(f"\n{result['answering']}; {args.questions} questions; backend {args.backend}; load average {loads} ({os.cpu_count()} CPUs)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -19,7 +19,7 @@ working when the index format changes:
 * RSS:      VmRSS of that process (from /proc/self/status) after opening the
             index and answering all the questions; its peak (VmHWM) goes to --json;
 * disk:     bytes of all files in the index folder;
-* chunks:   the real count, from `rag stats --json`;
+* chunks:   the real count after the full build, from `rag stats --json`;
 
 and the growth ratio of each figure between consecutive sizes (e.g. add one at
 100k / add one at 10k). The table is printed in markdown; `--json` also writes it.
@@ -280,6 +280,7 @@ def measure_size(
     # Other people's work on the machine slows every figure; the load says how busy it was.
     load_before = os.getloadavg()[0]
     build_s = build(corpus, index, model, backend, env)
+    chunks = chunk_count(index, env)
     print(f"[{target_chunks}] built in {build_s:.1f} s; adding one article", file=sys.stderr)
     # A new file with one article that is not in any generated corpus (its own seed).
     added = corpus / "added-one.jsonl"
@@ -292,8 +293,8 @@ def measure_size(
     print(f"[{target_chunks}] added one in {add_one_s:.1f} s; opening and asking", file=sys.stderr)
     return {
         "target_chunks": target_chunks,
-        "articles": articles + 1,
-        "chunks": chunk_count(index, env),
+        "articles": articles,
+        "chunks": chunks,
         "generate_s": generated,
         "build_s": build_s,
         "add_one_s": add_one_s,
@@ -308,6 +309,7 @@ def chunks_per_article(work: Path, model: Path, backend: str, words: list[str], 
     (once, cached) so that no timed build pays for it."""
     corpus = corpus_for(work / "corpus-sample", SAMPLE_ARTICLES, words, cumulative)
     index = work / "index-sample"
+    shutil.rmtree(index, ignore_errors=True)  # an up-to-date index would build nothing and export nothing
     build(corpus, index, model, backend, env)
     return chunk_count(index, env) / SAMPLE_ARTICLES
 

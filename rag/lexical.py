@@ -55,7 +55,9 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         ids = json.loads((folder / IDS_FILE).read_text())
-        model = bm25s.BM25.load(str(folder), show_progress=False) if ids else bm25s.BM25()
+        # Memory-mapped: the OS pages in the postings of the words asked about, so
+        # a large segment's BM25 need not fit in RAM.
+        model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if ids else bm25s.BM25()
         return cls(model, ids)
 
     def document_frequencies(self, terms: list[str]) -> np.ndarray:

@@ -489,6 +489,8 @@ class IndexStore:
                 log.warning("segment %s is damaged (%s): writing it anew from the database", info.name, problem)
                 self._replace([info], info.first, info.last)
                 repaired.append(info.name)
+            elif 2 * self._live(info) < info.chunks:  # mostly removed: rewritten (or dropped) alone
+                self._replace([info], info.first, info.last)
         infos = self.segment_infos()
         tail = self._tail_start(infos)
         if self.query("SELECT 1 FROM chunks WHERE id >= ? LIMIT 1", (tail,)):
@@ -517,16 +519,18 @@ class IndexStore:
         place of `old` in one transaction (the files exist before the database
         names them; a kill in between leaves files no segment owns)."""
         segment = self._segment_from_rows(first, last)
-        segment.save(self.dir)
-        fingerprints = {path.name: _fingerprint(path) for path in segment.info.files(self.dir)}
+        if segment.info.chunks:  # else the old segments go and nothing replaces them
+            segment.save(self.dir)
+            fingerprints = {path.name: _fingerprint(path) for path in segment.info.files(self.dir)}
         own_transaction = not self.db.in_transaction
         if own_transaction:
             self.begin()
         self.db.executemany("DELETE FROM segments WHERE first = ?", [(o.first,) for o in old])
-        self.db.execute(
-            "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
-            (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
-        )
+        if segment.info.chunks:
+            self.db.execute(
+                "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
+                (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
+            )
         self.db.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (first, last))
         if own_transaction:
             self.commit()

@@ -80,6 +80,14 @@ def test_segments_stay_few_over_many_small_updates(settings, embedder, corpus):
         counts.append(store.counts()["segments"])
     # Merged as they come (MERGE_RATIO): never more than a handful, whatever the number of builds.
     assert max(counts) <= 4 and counts[-1] < len(TOPICS)
+    # A segment left with no (or few) live chunks is dropped (or rewritten) by the next build.
+    newest = store.segment_infos()[-1]
+    for (path,) in store.query("SELECT DISTINCT a.path FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id >= ?", (newest.first,)):
+        (corpus / path).unlink()
+    build(settings, embedder)
+    store = assert_consistent(settings.index_dir)
+    assert all(info.first != newest.first for info in store.segment_infos())
+    assert store.counts()["tombstones"] == 0
 
 
 def test_a_build_stopped_before_registering_its_segment_loses_nothing(settings, embedder, big_corpus, monkeypatch):

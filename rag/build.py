@@ -214,7 +214,7 @@ class Builder:
         for path, row in file_rows.items():
             store.set_file(path, *row)
         report.seconds = time.perf_counter() - started
-        report.chunks_total = store.counts()["chunks"]
+        report.chunks_total = store.chunk_count()
         store.set_meta("last_build", f"{time.time():.3f}")
         store.set_meta("last_report", report.summary())
         store.commit()
@@ -406,9 +406,9 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
         if not full:
             raise
         store = None
-    # SQLite's quick check reads every page (about 30 ms for 40 MB): a build never
-    # writes into a damaged database.
-    damage = store.quick_check() if store is not None else None
+    # A build never writes into a database SQLite's quick check finds damaged (a
+    # large one checked in part: see store.WHOLE_CHECK_MAX_BYTES).
+    damage = store.quick_check(whole=full) if store is not None else None
     if damage is not None:
         store.close()
         if not full:

@@ -97,8 +97,8 @@ class Segment:
 
     @classmethod
     def load(cls, info: SegmentInfo, folder: Path) -> Segment:
-        """Read a segment; a flat one is memory-mapped (the OS pages its vectors in
-        and out; many millions of chunks need not fit in RAM)."""
+        """Read a segment, its vectors (flat or HNSW) memory-mapped: the OS pages
+        them in and out, so many millions of chunks need not fit in RAM."""
         vectors_path, lexical_path = info.files(folder)
         vectors = faiss.read_index(str(vectors_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         lexical = LexicalIndex.load(lexical_path)

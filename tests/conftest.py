@@ -3,6 +3,7 @@ a headless browser) and the plain helpers test modules import with `from conftes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -108,3 +109,31 @@ def wait_for(url: str, process: subprocess.Popen | None = None, timeout: float =
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer")
+
+
+def sample_index(root: Path, embedder: Embedder) -> Settings:
+    """A corpus folder with the sample article under `root`, built into `root`/index."""
+    from rag.build import Builder
+
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    Builder(settings, embedder=embedder)()
+    return settings
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str):
+    """A tmpfs of `size` (e.g. "4m") mounted on `folder` for the block: a real small
+    or read-only disk (needs root and permission to mount, else the test is skipped)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, article_text
+from conftest import SAMPLE, article_text, tmpfs
 
 from rag import cli
 from rag.build import Builder
@@ -268,18 +268,9 @@ def test_disk_full_is_said_plainly_and_leftovers_go(fresh, embedder, monkeypatch
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MB tmpfs: a real full disk (needs root and permission to mount, else skipped)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    """A 4 MB tmpfs: a real full disk."""
+    with tmpfs(tmp_path / "disk", "4m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def fill(disk: Path) -> Path:

@@ -4,14 +4,13 @@ picking up new builds; an index copied to read-only media answers."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, article_text, free_port, wait_for
+from conftest import SAMPLE, article_text, free_port, sample_index, tmpfs, wait_for
 
 from rag.build import Builder
 from rag.settings import Settings
@@ -25,12 +24,7 @@ def rag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def built(tmp_path, embedder) -> Settings:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SAMPLE, corpus / SAMPLE.name)
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
-    Builder(settings, embedder=embedder)()
-    return settings
+    return sample_index(tmp_path, embedder)
 
 
 def cited_files(answer: dict) -> set[str]:
@@ -67,21 +61,12 @@ def test_two_servers_share_one_index_and_both_pick_up_a_new_build(built, embedde
 
 @pytest.fixture
 def read_only_copy(built, tmp_path):
-    """The index copied onto a tmpfs that is then remounted read-only (needs root)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a read-only file system needs root")
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    """The index copied onto a tmpfs that is then remounted read-only."""
+    with tmpfs(tmp_path / "ro", "64m") as disk:
         # What a deployment copies: the folder as the build left it (no -wal, no lock).
         shutil.copytree(built.index_dir, disk / "index", ignore=shutil.ignore_patterns("*-wal", "*-shm", "build.lock"))
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         yield disk / "index"
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_an_index_on_read_only_media_answers(read_only_copy):

@@ -5,7 +5,6 @@ cleaned."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLE, free_port, wait_for
+from conftest import free_port, sample_index, wait_for
 
-from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -25,13 +23,7 @@ QUESTION = "Why did Russia-Turkey ties sour?"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, embedder) -> Settings:
-    root = tmp_path_factory.mktemp("serve")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    shutil.copy(SAMPLE, corpus / SAMPLE.name)
-    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
-    Builder(settings, embedder=embedder)()
-    return settings
+    return sample_index(tmp_path_factory.mktemp("serve"), embedder)
 
 
 def login(url: str, password: str) -> httpx.Response:

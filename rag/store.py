@@ -570,15 +570,20 @@ class IndexStore:
                 removed.append(path.name)
         return removed
 
-    def chunk_vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
-        """Vectors of the given chunks, by id."""
-        found = {}
+    def _rows_of_chunks(self, select: str, chunk_ids: list[int]) -> list[sqlite3.Row]:
+        """Rows of `select ... FROM chunks c JOIN articles a ...` for the given chunk
+        ids, asked `SQL_BATCH` ids at a time."""
+        rows = []
         for start in range(0, len(chunk_ids), SQL_BATCH):
             batch = chunk_ids[start : start + SQL_BATCH]
             marks = ",".join("?" * len(batch))
-            rows = self.query(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", batch)
-            found.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in rows)
-        return found
+            rows += self.query(f"{select} FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", batch)
+        return rows
+
+    def chunk_vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+        """Vectors of the given chunks, by id."""
+        rows = self._rows_of_chunks("SELECT c.id, c.embedding", chunk_ids)
+        return {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in rows}
 
     def remove_leftovers(self) -> list[str]:
         """Delete what a failed or killed write left behind (`*.tmp` files and folders);
@@ -661,31 +666,19 @@ class IndexStore:
 
     def chunk_outlets_and_days(self, chunk_ids: list[int]) -> dict[int, tuple[str, str]]:
         """chunk id -> (its article's outlet, lower-cased; its publication day, ISO)."""
-        found = {}
-        for start in range(0, len(chunk_ids), SQL_BATCH):
-            batch = chunk_ids[start : start + SQL_BATCH]
-            rows = self.query(
-                "SELECT c.id, COALESCE(a.source, ''), SUBSTR(COALESCE(a.published, ''), 1, 10)"
-                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(batch))})",
-                batch,
-            )
-            found.update((r[0], (r[1].lower(), r[2])) for r in rows)
-        return found
+        rows = self._rows_of_chunks(
+            "SELECT c.id, COALESCE(a.source, ''), SUBSTR(COALESCE(a.published, ''), 1, 10)", chunk_ids
+        )
+        return {r[0]: (r[1].lower(), r[2]) for r in rows}
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, sqlite3.Row]:
         """Chunks by id, each with its article's title, outlet, date, url and path."""
-        found = {}
-        for start in range(0, len(chunk_ids), SQL_BATCH):
-            batch = chunk_ids[start : start + SQL_BATCH]
-            marks = ",".join("?" * len(batch))
-            rows = self.query(
-                'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'
-                " a.title, a.source, a.published, a.url, a.path"
-                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
-                batch,
-            )
-            found.update((r["id"], r) for r in rows)
-        return found
+        rows = self._rows_of_chunks(
+            'SELECT c.id, c.article_id, c.text, c.start, c."end", c.first_sentence, c.last_sentence,'
+            " a.title, a.source, a.published, a.url, a.path",
+            chunk_ids,
+        )
+        return {r["id"]: r for r in rows}
 
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.query("SELECT id FROM chunks ORDER BY id")]

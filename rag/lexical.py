@@ -4,6 +4,7 @@ word statistics so that segments of any size rank alike."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
@@ -11,6 +12,57 @@ import numpy as np
 import Stemmer
 
 IDS_FILE = "chunk_ids.json"
+ROUNDING = 1 + 1e-4
+"""Margin on score bounds for float32 rounding in sums of word scores."""
+SEED_CHUNKS_PER_RESULT = 4
+"""The first threshold comes from at least this many chunks per result wanted."""
+SAMPLE = 4096
+"""Values sampled to estimate a cut among many (`_top_cut`)."""
+SEARCH_STEPS = 16
+"""About how many steps a binary search in a posting list takes: candidates are
+looked up one by one while they are this many times fewer than the postings."""
+
+
+def _top_cut(values: np.ndarray, count: int) -> float:
+    """A value that about `count` of `values` reach (at least `count` of them),
+    estimated from a sample: a full partition of many values costs more."""
+    sample = values[:: max(1, len(values) // SAMPLE)]
+    cut = float(np.partition(sample, len(sample) - 1 - count * len(sample) // len(values))[len(sample) - 1 - count * len(sample) // len(values)])
+    if np.count_nonzero(values >= cut) < count:  # the sample missed: take the exact one
+        cut = float(np.partition(values, len(values) - count)[len(values) - count])
+    return cut
+
+
+@dataclass(frozen=True)
+class _Posting:
+    """One question word's chunks (positions in the segment, ascending) and their
+    stored scores, the factor that makes those index-wide, and the highest
+    index-wide score it gives any chunk."""
+
+    chunks: np.ndarray
+    scores: np.ndarray
+    factor: np.float32
+    upper: float
+
+    def add_to(self, scores: np.ndarray) -> None:
+        """Add its scores to the scores of all chunks (one per position)."""
+        np.add.at(scores, self.chunks, self.scores * self.factor)
+
+    def lookup(self, positions: np.ndarray) -> np.ndarray:
+        """Its index-wide score for each of `positions` (ascending; 0 where absent),
+        searching the shorter of the two sorted lists in the longer."""
+        out = np.zeros(len(positions), dtype=np.float32)
+        if not len(self.chunks) or not len(positions):
+            return out
+        if len(self.chunks) < len(positions):
+            at = np.minimum(np.searchsorted(positions, self.chunks), len(positions) - 1)
+            found = positions[at] == self.chunks
+            out[at[found]] = self.scores[found] * self.factor
+        else:
+            at = np.minimum(np.searchsorted(self.chunks, positions), len(self.chunks) - 1)
+            found = self.chunks[at] == positions
+            out[found] = self.scores[at[found]] * self.factor
+        return out
 
 
 def _tokenize(texts: list[str], stemmer) -> bm25s.tokenization.Tokenized:
@@ -38,6 +90,8 @@ class LexicalIndex:
         self.model = model
         self.ids = np.asarray(ids, dtype=np.int64)
         self._stemmer = Stemmer.Stemmer("english")
+        self._highest: dict[str, float] = {}
+        """Each word's highest stored score (MaxScore's bound), as first asked."""
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> LexicalIndex:
@@ -71,16 +125,110 @@ class LexicalIndex:
         """BM25 score of every chunk of the segment, each term's idf replaced by
         `weights` (the index-wide idf: bm25s stored idf x term frequency part)."""
         out = np.zeros(len(self.ids), dtype=np.float32)
+        for posting in self._postings(terms, weights):
+            out[posting.chunks] += posting.scores * posting.factor
+        return out
+
+    def best(
+        self, terms: list[str], weights: np.ndarray, depth: int, live: np.ndarray | None = None, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `depth` best chunks (ids, scores; best first, ties by id) by the
+        scores of `scores`, among `live` positions (a mask in `ids` order) and
+        `allowed` chunk ids when given.
+
+        Exact, without scoring every chunk that has a word of the question
+        (MaxScore, as in Lucene). A lower bound of the depth-th best score shows
+        which common words cannot lift a chunk that has none of the rarer ones
+        to it: those are looked up only for the chunks that the rarer words
+        bring close enough. Questions are mostly common words, and a common
+        word's posting list grows with the index."""
+        postings = self._postings(terms, weights)
+        if not postings:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        strongest_first = sorted(postings, key=lambda p: -p.upper)
+        # Scores so far, of the words added: lower bounds of the chunks' scores.
+        partial = np.zeros(len(self.ids), dtype=np.float32)
+        rarest, seen = 0, 0
+        for posting in strongest_first:  # enough chunks for a first threshold
+            posting.add_to(partial)
+            rarest += 1
+            seen += len(posting.chunks)
+            if seen >= SEED_CHUNKS_PER_RESULT * depth:
+                break
+        # In one posting list each chunk occurs once: the depth-th best of their
+        # scores so far is a lower bound of the depth-th best score.
+        threshold = max(self._kth(partial[self._kept(np.asarray(p.chunks), live, allowed)], depth) for p in strongest_first[:rarest])
+        # The weakest words whose best scores, all together, stay under the
+        # threshold are optional: a chunk with none of the other words cannot reach it.
+        optional, bound = 0, 0.0
+        for posting in reversed(strongest_first[rarest:]):
+            if (bound + posting.upper) * ROUNDING >= threshold:
+                break
+            optional += 1
+            bound += posting.upper
+        optional_postings = strongest_first[len(strongest_first) - optional :]
+        for posting in strongest_first[rarest : len(strongest_first) - optional]:
+            posting.add_to(partial)
+        # Chunks that the optional words could still lift to the threshold.
+        candidates = self._kept(np.flatnonzero(partial >= max((threshold - bound) / ROUNDING, 1e-30)), live, allowed)
+        if optional and len(candidates) > 4 * depth:
+            # Those best so far, with the optional words' scores added, are nearly
+            # the final best: a much higher threshold, that drops most of the rest.
+            values = partial[candidates]
+            best = candidates[values >= _top_cut(values, 4 * depth)]
+            threshold = max(threshold, self._kth(partial[best] + sum(p.lookup(best) for p in optional_postings), depth))
+            candidates = candidates[values >= max((threshold - bound) / ROUNDING, 1e-30)]
+        # Each optional word, strongest first, adds its score to the candidates
+        # only, and those it leaves short of the threshold go.
+        alive = None
+        for posting in optional_postings:
+            bound -= posting.upper
+            if len(candidates) * SEARCH_STEPS < len(posting.chunks):  # few candidates: look each up
+                partial[candidates] += posting.lookup(candidates)
+            else:  # many: one pass over the posting list
+                if alive is None:
+                    alive = np.zeros(len(self.ids), dtype=bool)
+                    alive[candidates] = True
+                found = alive[posting.chunks]
+                np.add.at(partial, posting.chunks[found], posting.scores[found] * posting.factor)
+            keep = partial[candidates] * ROUNDING + bound >= threshold
+            if alive is not None:
+                alive[candidates[~keep]] = False
+            candidates = candidates[keep]
+        scores = partial[candidates]
+        order = np.lexsort((candidates, -scores))[:depth]
+        order = order[scores[order] > 0]
+        return self.ids[candidates[order]], scores[order]
+
+    def _postings(self, terms: list[str], weights: np.ndarray) -> list[_Posting]:
+        """Each known term's posting list (repeats kept), with the factor that turns
+        its stored scores into index-wide ones."""
         if not len(self.ids):
-            return out
-        scores, vocab = self.model.scores, self.model.vocab_dict
+            return []
+        stored, vocab = self.model.scores, self.model.vocab_dict
         own = idf(self.document_frequencies(terms), len(self.ids))
+        postings = []
         for term, weight, own_weight in zip(terms, weights, own):
             if term not in vocab:
                 continue
-            column = slice(scores["indptr"][vocab[term]], scores["indptr"][vocab[term] + 1])
-            out[scores["indices"][column]] += scores["data"][column] * np.float32(weight / own_weight)
-        return out
+            column = slice(stored["indptr"][vocab[term]], stored["indptr"][vocab[term] + 1])
+            factor = np.float32(weight / own_weight)
+            if term not in self._highest:  # segments never change: once per word
+                self._highest[term] = float(np.max(stored["data"][column])) if column.stop > column.start else 0.0
+            postings.append(_Posting(stored["indices"][column], stored["data"][column], factor, self._highest[term] * float(factor)))
+        return postings
+
+    @staticmethod
+    def _kth(scores: np.ndarray, depth: int) -> float:
+        """The depth-th highest of `scores` (0 if there are fewer)."""
+        return float(np.partition(scores, len(scores) - depth)[len(scores) - depth]) if len(scores) >= depth else 0.0
+
+    def _kept(self, positions: np.ndarray, live: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray:
+        if live is not None:
+            positions = positions[live[positions]]
+        if allowed is not None:
+            positions = positions[np.isin(self.ids[positions], allowed)]
+        return positions
 
     def search(self, query: str, k: int = 100, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Best chunks for `query`; `mask` (one 0/1 per chunk, in `ids` order) restricts the search."""

@@ -179,19 +179,7 @@ class SegmentSet:
             return []
         frequencies = sum(s.lexical.document_frequencies(terms) for s in self.segments)
         weights = idf(frequencies, sum(len(s.lexical.ids) for s in self.segments))
-        ids, scores = [], []
-        for segment, live in zip(self.segments, self._live):
-            chunk_scores = segment.lexical.scores(terms, weights)
-            keep = chunk_scores > 0
-            if allowed is not None:
-                keep &= np.isin(segment.lexical.ids, allowed)
-            elif live is not None:
-                keep &= live
-            ids.append(segment.lexical.ids[keep])
-            scores.append(chunk_scores[keep])
-        ids, scores = np.concatenate(ids), np.concatenate(scores)
-        if len(scores) > depth:  # the best `depth` first, then only those sorted
-            top = np.argpartition(-scores, depth - 1)[:depth]
-            ids, scores = ids[top], scores[top]
-        best = np.lexsort((ids, -scores))
+        found = [s.lexical.best(terms, weights, depth, live, allowed) for s, live in zip(self.segments, self._live)]
+        ids, scores = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+        best = np.lexsort((ids, -scores))[:depth]  # best first, ties by id
         return [(int(ids[i]), float(scores[i])) for i in best]

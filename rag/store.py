@@ -441,7 +441,9 @@ class IndexStore:
         return self._segments
 
     def _load_segment(self, info: SegmentInfo) -> Segment:
-        problem = self._damage(info)
+        # Quick: opening an index must not read all of it. Files changed since they
+        # were written are checked in full; `rag stats` checks every byte.
+        problem = self._damage(info, quick=True)
         if problem is None:
             try:
                 return Segment.load(info, self.dir)
@@ -470,7 +472,7 @@ class IndexStore:
         """How the segment's files differ from the size and SHA-256 recorded when
         they were written (None if they match). `quick`: files whose size and
         modification time are as recorded are taken as sound without reading them
-        (a build must not read the whole index to add one article)."""
+        (neither opening an index nor adding one article may read all of it)."""
         expected = self._fingerprints(info)
         for path in info.files(self.dir):
             if not path.exists():

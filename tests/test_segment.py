@@ -162,3 +162,37 @@ def test_large_segments_search_a_graph_with_high_recall_and_filters(monkeypatch)
     assert all(i in set(allowed) for q in queries[:20] for i, _ in found_set.dense(q[None], 10, allowed=allowed))
     removed = SegmentSet(found_set.segments, removed=exact[0])
     assert not {i for i, _ in removed.dense(queries[:1], 10)} & set(exact[0])
+
+
+def test_pruned_bm25_finds_what_scoring_every_chunk_finds():
+    # Zipf-distributed words, as in news text: questions mix a few rare words with
+    # common ones, whose posting lists MaxScore looks up only for some chunks.
+    rng = np.random.default_rng(0)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    weights = 1 / np.arange(1, len(vocabulary) + 1)
+    weights /= weights.sum()
+    texts = [" ".join(rng.choice(vocabulary, size=rng.integers(8, 60), p=weights)) for _ in range(6000)]
+    ids = np.arange(1000, 7000)
+    index = LexicalIndex.build(ids.tolist(), texts)
+    live = rng.random(len(ids)) > 0.1
+    allowed = np.sort(rng.choice(ids, 1500, replace=False))
+    compared = 0
+    for _ in range(60):
+        terms = [vocabulary[i] for i in rng.choice(len(vocabulary), size=rng.integers(1, 9), p=weights)]
+        word_weights = rng.uniform(0.5, 2.0, len(terms))  # index-wide idf of several segments
+        every = index.scores(terms, word_weights)
+        for depth, mask, only in ((10, None, None), (100, None, None), (10, live, None), (50, live, allowed)):
+            keep = every > 0
+            if mask is not None:
+                keep &= mask
+            if only is not None:
+                keep &= np.isin(ids, only)
+            positions = np.flatnonzero(keep)
+            expected = positions[np.lexsort((positions, -every[positions]))][:depth]
+            found_ids, found_scores = index.best(terms, word_weights, depth, mask, only)
+            assert np.allclose(found_scores, every[expected], rtol=1e-5)
+            # Equal scores may come in either order; every chunk strictly above the
+            # last score returned must be there.
+            assert set(ids[expected[every[expected] > every[expected][-1] * (1 + 1e-5)]]) <= set(found_ids) if len(expected) else not len(found_ids)
+            compared += 1
+    assert compared == 240

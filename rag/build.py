@@ -43,8 +43,9 @@ STAGES = {
 """A build's stages: how to name each and what it counts, for progress bars."""
 
 PARALLEL_CHUNKING_MIN = 200
-"""Articles from which chunking runs in one process per core: starting the
-processes costs about a second, ~300 articles' chunking."""
+"""Articles from which chunking runs in one process per core (with `--ray`, in
+tasks on the cluster): starting the processes costs about a second, ~300
+articles' chunking."""
 
 
 class BuildBusy(Exception):
@@ -313,11 +314,15 @@ class Builder:
             chunk_tokens=self.settings.chunk_tokens,
             overlap=self.settings.chunk_overlap,
         )
-        workers = (self.settings.chunk_workers or os.cpu_count() or 1) if len(pending) >= PARALLEL_CHUNKING_MIN else 1
+        articles = [p.article for p in pending]
+        if len(pending) < PARALLEL_CHUNKING_MIN:
+            chunked = chunk_articles(chunker, articles)
+        elif self.settings.ray_address:
+            chunked = self.embedder.chunk_articles(chunker, articles)  # on the cluster's CPUs
+        else:
+            chunked = chunk_articles(chunker, articles, self.settings.chunk_workers or os.cpu_count() or 1)
         self.progress("chunking", 0, len(pending))
-        for done, (item, (sentences, chunks)) in enumerate(
-            zip(pending, chunk_articles(chunker, [p.article for p in pending], workers)), start=1
-        ):
+        for done, (item, (sentences, chunks)) in enumerate(zip(pending, chunked), start=1):
             item.sentences, item.chunks = sentences, chunks
             self.progress("chunking", done, len(pending))
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     _backend_arg(build)
     build.add_argument(
         "--ray", dest="ray_address", nargs="?", const="auto", metavar="ADDRESS",
-        help="embed on a Ray cluster: auto (default: the one this machine joined), host:6379, ray://host:10001, or local (docs/scale.md)",
+        help="chunk and embed on a Ray cluster: auto (default: the one this machine joined), host:6379, ray://host:10001, or local (docs/scale.md)",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(run=cmd_build)

@@ -1,10 +1,12 @@
-"""Embedding on a Ray cluster (`rag build --ray [ADDRESS]`), for corpora one machine cannot embed in time.
+"""Embedding and chunking on a Ray cluster (`rag build --ray [ADDRESS]`), for
+corpora one machine cannot process in time.
 
-Only the embedding moves. The driver (the machine running `rag build`) reads the
-corpus, chunks it, and writes the index exactly as a local build does, one group
-per transaction; for each group it sends the chunk texts to a pool of Ray actors
-(Ray Data `map_batches`), each holding one `Embedder` loaded once, and gets the
-vectors back. Workers never see the corpus or the index.
+The driver (the machine running `rag build`) reads the corpus and writes the index
+exactly as a local build does, one group per transaction. It sends the parsed
+articles to Ray tasks to be cut into sentences and chunks (`chunk_articles`), and
+each group's chunk texts to a pool of Ray actors (Ray Data `map_batches`), each
+holding one `Embedder` loaded once, and gets the vectors back. Workers never see
+the corpus files or the index.
 
 The vectors equal a local build's because the actors encode the very batches a
 local `Embedder.embed` would (`length_batches`): onnx-int8 quantizes activations per
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from rag.chunk import Chunk, Chunker, Sentence
 from rag.embed import Embedder, Span, length_batches
+from rag.ingest import Article
 from rag.settings import DEFAULT_MODEL
 
 
@@ -114,6 +119,28 @@ class RayEmbedder:
                 for i, part in zip(batch, np.split(row["span_vectors"], np.cumsum(counts)[:-1])):
                     span_vectors[i] = part
         return vectors, span_vectors
+
+
+    def chunk_articles(self, chunker: Chunker, articles: list[Article]) -> Iterator[tuple[list[Sentence], list[Chunk]]]:
+        """`chunker(article)` for each article, in order, as Ray tasks on the cluster
+        (as `rag.chunk.chunk_articles` does in local processes)."""
+        import ray
+
+        shared = ray.put(chunker)  # sent to each node once, not with every task
+        size = max(1, min(CHUNKING_TASK_ARTICLES, len(articles) // (self.actors * 4)))
+        task = ray.remote(num_cpus=1)(_chunk_task)
+        tasks = [task.remote(shared, articles[i : i + size]) for i in range(0, len(articles), size)]
+        for task in tasks:
+            yield from ray.get(task)
+
+
+CHUNKING_TASK_ARTICLES = 256
+"""At most this many articles per chunking task: enough to outweigh a task's
+overhead, few enough to keep every CPU busy and the progress bar moving."""
+
+
+def _chunk_task(chunker: Chunker, articles: list[Article]) -> list[tuple[list[Sentence], list[Chunk]]]:
+    return [chunker(article) for article in articles]
 
 
 def _row(number: int, texts: list[str], spans: list[list[Span]] | None) -> dict:

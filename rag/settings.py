@@ -75,7 +75,7 @@ class Settings:
     """Chunks embedded and committed together; a killed build loses at most one group."""
 
     ray_address: str | None = None
-    """Embed on a Ray cluster (`rag build --ray [ADDRESS]`, docs/scale.md): `auto` (the
+    """Chunk and embed on a Ray cluster (`rag build --ray [ADDRESS]`, docs/scale.md): `auto` (the
     cluster this machine joined with `ray start`), `host:6379`, `ray://host:10001`
     (Ray Client) or `local` (a one-machine cluster started for the build). None:
     embed here. Vectors are the same either way, so the index does not record it."""

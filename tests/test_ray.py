@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import article_text
 
+from rag import build
 from rag.build import Builder
 from rag.cli import main
 from rag.store import SENTENCE_DTYPE, IndexStore
@@ -155,7 +156,11 @@ def test_cli_build_on_a_cluster_equals_a_local_build(cluster, news, tmp_path, mo
     monkeypatch.setenv("RAG_EMBED_GROUP", "16")
     monkeypatch.setenv("RAG_BATCH_SIZE", "4")
     ray_dir, local_dir = tmp_path / "on-ray", tmp_path / "local"
-    assert main(["build", "--corpus", str(news), "--index", str(ray_dir), "--ray", cluster, "--quiet"]) == 0
+    # Chunking goes to the cluster too (from 2 articles here), not to the driver's processes.
+    monkeypatch.setattr(build, "PARALLEL_CHUNKING_MIN", 2)
+    with monkeypatch.context() as driver:
+        driver.setattr(build, "chunk_articles", lambda *_: pytest.fail("chunked on the driver"))
+        assert main(["build", "--corpus", str(news), "--index", str(ray_dir), "--ray", cluster, "--quiet"]) == 0
     import ray
 
     assert ray.is_initialized() and len([n for n in ray.nodes() if n["Alive"]]) == 2

@@ -110,14 +110,12 @@ class _Pending:
 class _Scan:
     pending: list[_Pending]
     """Articles to embed."""
-    present: set[str]
-    """Ids of every article in the corpus now."""
+    removed: list[str]
+    """Ids of indexed articles that are in the corpus no more. Those of a file that
+    gave none this time stay: it could not be read, or it now yields no article
+    (more likely broken than emptied on purpose)."""
     file_rows: dict[str, tuple[int, int, str]]
     """(size, mtime_ns, sha256) to record for files read this time."""
-    keep_indexed: set[str]
-    """Files whose indexed articles stay as they are although the file gave none
-    this time: it could not be read, or it now yields no article (more likely
-    broken than emptied on purpose)."""
     seen: set[str]
     """Every file path in the corpus now."""
 
@@ -166,11 +164,8 @@ class Builder:
         if not full:
             store.check(comparable_manifest(self.settings))
         known_files = {} if full else store.files()
-        stored = {} if full else store.article_hashes()
-
-        scan = self._scan(known_files, stored, report)
-        pending, file_rows = scan.pending, scan.file_rows
-        removed = [aid for aid, (path, _) in stored.items() if aid not in scan.present and path not in scan.keep_indexed]
+        scan = self._scan(store, known_files, full, report)
+        pending, file_rows, removed = scan.pending, scan.file_rows, scan.removed
         report.removed = len(removed)
 
         store.begin()
@@ -225,30 +220,26 @@ class Builder:
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
         return report
 
-    def _scan(self, known_files: dict, stored: dict, report: BuildReport) -> _Scan:
-        """Read new and changed files; see `_Scan` for what comes back."""
+    def _scan(self, store: IndexStore, known_files: dict, full: bool, report: BuildReport) -> _Scan:
+        """Read new and changed files; see `_Scan` for what comes back. Of the index
+        it reads only what the changed and vanished files concern, so that adding
+        one article to a large index costs about the same as to a small one."""
         corpus = Path(self.settings.corpus_dir)
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus folder {corpus}/ does not exist")
         files = corpus_files(corpus)
         max_bytes = self.settings.max_file_bytes
-        by_path: dict[str, list[str]] = {}
-        for aid, (path, _) in stored.items():
-            by_path.setdefault(path, []).append(aid)
-
-        pending: list[_Pending] = []
-        present: set[str] = set()
-        owner: dict[str, str] = {}
+        parsed: list[tuple[str, list[Article]]] = []
         file_rows: dict[str, tuple[int, int, str]] = {}
         keep_indexed: set[str] = set()
-        unchanged_files = []
+        unchanged_files: set[str] = set()
         for number, path in enumerate(files, start=1):
             self.progress("reading", number, len(files))
             rel = path.relative_to(corpus).as_posix()
             stat = path.stat()
             known = known_files.get(rel)
             if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
-                unchanged_files.append(rel)
+                unchanged_files.add(rel)
                 continue
             raw = read_bytes(path, rel, max_bytes)
             if isinstance(raw, Skipped):
@@ -258,7 +249,7 @@ class Builder:
             digest = hashlib.sha256(raw).hexdigest()
             file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
             if known and known[2] == digest:
-                unchanged_files.append(rel)
+                unchanged_files.add(rel)
                 continue
             articles, skipped = [], []
             for item in _safe_parse(raw, rel):
@@ -267,6 +258,26 @@ class Builder:
                 # Not recorded as seen: its problems are reported again next build.
                 report.skipped += skipped
                 del file_rows[rel]
+            parsed.append((rel, articles))
+
+        seen = {p.relative_to(corpus).as_posix() for p in files}
+        # What the index holds of the files read or gone, and of the article ids
+        # read (an article may move between files).
+        stored: dict[str, tuple[str, str]] = {}
+        if not full:
+            touched = {rel for rel, _ in parsed} | keep_indexed | (store.article_paths() - seen)
+            stored = store.articles_where(touched, [a.id for _, articles in parsed for a in articles])
+        by_path: dict[str, list[str]] = {}
+        for aid, (path, _) in stored.items():
+            by_path.setdefault(path, []).append(aid)
+        # Articles in files not read are as indexed: those not among the ones looked up.
+        report.unchanged = (store.article_count() if not full else 0) - sum(
+            len(ids) for path, ids in by_path.items() if path not in unchanged_files
+        )
+
+        pending: list[_Pending] = []
+        owner: dict[str, str] = {}
+        for rel, articles in parsed:
             if not articles and by_path.get(rel):
                 # A file that used to hold articles and now yields none is more
                 # likely broken than emptied on purpose: keep what was indexed.
@@ -276,34 +287,24 @@ class Builder:
                 if article.id in owner:
                     report.skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {owner[article.id]})"))
                     continue
+                holder, previous_hash = stored.get(article.id, ("", None))
+                if holder in unchanged_files:
+                    # A changed file must not take over an id that an unchanged file still holds.
+                    report.skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {holder})"))
+                    continue
                 owner[article.id] = rel
-                present.add(article.id)
-                previous = stored.get(article.id)
-                if previous and previous[1] == article.hash:
+                if previous_hash == article.hash:  # the hash covers the path: same file
                     report.unchanged += 1
                     continue
-                pending.append(_Pending(article, replaces=previous is not None))
-                if previous:
+                pending.append(_Pending(article, replaces=previous_hash is not None))
+                if previous_hash is not None:
                     report.updated += 1
                 else:
                     report.added += 1
-
-        for rel in unchanged_files:
-            for aid in by_path.get(rel, []):
-                present.add(aid)
-                owner.setdefault(aid, rel)
-                report.unchanged += 1
-        # A changed file must not take over an id that an unchanged file still holds.
-        for item in list(pending):
-            holder = stored.get(item.article.id, ("",))[0]
-            if holder in unchanged_files and holder != item.article.path:
-                pending.remove(item)
-                report.skipped.append(
-                    Skipped(item.article.path, f"duplicate article id {item.article.id!r} (also in {holder})")
-                )
-                report.added -= not item.replaces
-                report.updated -= item.replaces
-        return _Scan(pending, present, file_rows, keep_indexed, {p.relative_to(corpus).as_posix() for p in files})
+        removed = [
+            aid for aid, (path, _) in stored.items() if aid not in owner and path not in unchanged_files | keep_indexed
+        ]
+        return _Scan(pending, removed, file_rows, seen)
 
     def _chunk(self, pending: list[_Pending]) -> None:
         if not pending:

@@ -347,9 +347,23 @@ class IndexStore:
 
     # ------------------------------------------------------------ articles
 
-    def article_hashes(self) -> dict[str, tuple[str, str]]:
-        """article id -> (path, hash)."""
-        return {r["id"]: (r["path"], r["hash"]) for r in self.query("SELECT id, path, hash FROM articles")}
+    def article_paths(self) -> set[str]:
+        """The corpus files that indexed articles came from (read from an index, not the table)."""
+        return {r[0] for r in self.query("SELECT DISTINCT path FROM articles")}
+
+    def article_count(self) -> int:
+        return self.query("SELECT COUNT(*) FROM articles")[0][0]
+
+    def articles_where(self, paths: set[str], ids: list[str]) -> dict[str, tuple[str, str]]:
+        """article id -> (path, hash) of the articles from `paths` and those with `ids`."""
+        found = {}
+        for column, values in (("path", sorted(paths)), ("id", ids)):
+            for start in range(0, len(values), SQL_BATCH):
+                batch = values[start : start + SQL_BATCH]
+                marks = ",".join("?" * len(batch))
+                for r in self.query(f"SELECT id, path, hash FROM articles WHERE {column} IN ({marks})", batch):
+                    found[r["id"]] = (r["path"], r["hash"])
+        return found
 
     def add_article(
         self,

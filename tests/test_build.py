@@ -109,6 +109,31 @@ def test_duplicate_ids_are_skipped_not_indexed_twice(settings, embedder, corpus)
     assert IndexStore(settings.index_dir).counts()["articles"] == 2
 
 
+def test_an_article_moved_to_another_file_stays_indexed(settings, embedder, corpus):
+    record = {"title": "Moved", "body": "A body about canals and locks that moves house.", "url": "https://x/moved"}
+    (corpus / "a.jsonl").write_text(json.dumps(record) + "\n")
+    build(settings, embedder)
+    (corpus / "b.jsonl").write_text(json.dumps(record) + "\n")
+    (corpus / "a.jsonl").unlink()
+    report = build(settings, embedder)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 1)
+    report = build(settings, embedder)
+    assert (report.removed, report.unchanged) == (0, 2)
+    store = assert_consistent(settings.index_dir)
+    assert [r[0] for r in store.db.execute("SELECT path FROM articles WHERE title = 'Moved'")] == ["b.jsonl"]
+
+
+def test_a_copy_of_an_indexed_article_in_a_new_file_is_a_duplicate(settings, embedder, corpus):
+    record = {"title": "Once", "body": "A body about bridges, indexed once.", "url": "https://x/once"}
+    (corpus / "a.jsonl").write_text(json.dumps(record) + "\n")
+    build(settings, embedder)
+    (corpus / "copy.jsonl").write_text(json.dumps(record) + "\n")
+    report = build(settings, embedder)
+    assert [(s.path, "also in a.jsonl" in s.reason) for s in report.skipped] == [("copy.jsonl", True)]
+    assert (report.added, report.unchanged, report.chunks_embedded) == (0, 2, 0)
+    assert IndexStore(settings.index_dir).counts()["articles"] == 2
+
+
 def test_full_rebuild_gives_same_content(settings, embedder):
     build(settings, embedder)
     before = IndexStore(settings.index_dir).db.execute("SELECT article_id, text FROM chunks ORDER BY id").fetchall()

@@ -205,17 +205,19 @@ class LexicalIndex:
         its stored scores into index-wide ones."""
         if not len(self.ids):
             return []
-        stored, vocab = self.model.scores, self.model.vocab_dict
+        vocab = self.model.vocab_dict
+        # Plain views of the (memory-mapped) arrays: slicing a numpy memmap costs more.
+        indptr, indices, data = (np.asarray(self.model.scores[key]) for key in ("indptr", "indices", "data"))
         own = idf(self.document_frequencies(terms), len(self.ids))
         postings = []
         for term, weight, own_weight in zip(terms, weights, own):
             if term not in vocab:
                 continue
-            column = slice(stored["indptr"][vocab[term]], stored["indptr"][vocab[term] + 1])
+            column = slice(indptr[vocab[term]], indptr[vocab[term] + 1])
             factor = np.float32(weight / own_weight)
             if term not in self._highest:  # segments never change: once per word
-                self._highest[term] = float(np.max(stored["data"][column])) if column.stop > column.start else 0.0
-            postings.append(_Posting(stored["indices"][column], stored["data"][column], factor, self._highest[term] * float(factor)))
+                self._highest[term] = float(np.max(data[column])) if column.stop > column.start else 0.0
+            postings.append(_Posting(indices[column], data[column], factor, self._highest[term] * float(factor)))
         return postings
 
     @staticmethod

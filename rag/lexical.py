@@ -137,11 +137,11 @@ class LexicalIndex:
         `allowed` chunk ids when given.
 
         Exact, without scoring every chunk that has a word of the question
-        (MaxScore, as in Lucene). A lower bound of the depth-th best score shows
-        which common words cannot lift a chunk that has none of the rarer ones
-        to it: those are looked up only for the chunks that the rarer words
-        bring close enough. Questions are mostly common words, and a common
-        word's posting list grows with the index."""
+        (MaxScore, as in Lucene; docs/scale.md). A lower bound of the depth-th
+        best score shows which common words cannot lift a chunk that has none of
+        the rarer ones to it: those are looked up only for the chunks that the
+        rarer words bring close enough. Questions are mostly common words, and a
+        common word's posting list grows with the index."""
         postings = self._postings(terms, weights)
         if not postings:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -157,7 +157,8 @@ class LexicalIndex:
                 break
         # In one posting list each chunk occurs once: the depth-th best of their
         # scores so far is a lower bound of the depth-th best score.
-        threshold = max(self._kth(partial[self._kept(np.asarray(p.chunks), live, allowed)], depth) for p in strongest_first[:rarest])
+        seed = strongest_first[:rarest]
+        threshold = max(self._kth(partial[self._kept(p.chunks, live, allowed)], depth) for p in seed)
         # The weakest words whose best scores, all together, stay under the
         # threshold are optional: a chunk with none of the other words cannot reach it.
         optional, bound = 0, 0.0
@@ -169,6 +170,14 @@ class LexicalIndex:
         optional_postings = strongest_first[len(strongest_first) - optional :]
         for posting in strongest_first[rarest : len(strongest_first) - optional]:
             posting.add_to(partial)
+        if optional:
+            # The rarest words' chunks that score best so far, scored whole: their
+            # depth-th best is a much higher threshold (the best chunks mostly
+            # have the rarest words).
+            seeded = self._kept(np.unique(np.concatenate([p.chunks for p in seed])), live, allowed)
+            if len(seeded) > 2 * depth:
+                seeded = np.sort(seeded[np.argpartition(partial[seeded], len(seeded) - 2 * depth)[-2 * depth :]])
+            threshold = max(threshold, self._kth(partial[seeded] + sum(p.lookup(seeded) for p in optional_postings), depth))
         # Chunks that the optional words could still lift to the threshold.
         candidates = self._kept(np.flatnonzero(partial >= max((threshold - bound) / ROUNDING, 1e-30)), live, allowed)
         if optional and len(candidates) > 4 * depth:

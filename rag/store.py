@@ -155,7 +155,7 @@ WHOLE_CHECK_MAX_BYTES = 256_000_000
 check reads every page: ~0.15 s at this size here, 0.85 s at 1.5 GB). A larger one
 is checked in `BUILD_TABLES` only, so that adding an article to a large index does
 not read all of it; SQLite still refuses any damaged page the build reads or
-writes (the build stops and says so), and `rag stats` checks it whole."""
+writes (the build stops and says so), and `rag stats --check` checks it whole."""
 BUILD_TABLES = ("meta", "files", "segments", "tombstones")
 
 MERGE_RATIO = 4
@@ -456,7 +456,7 @@ class IndexStore:
 
     def _load_segment(self, info: SegmentInfo) -> Segment:
         # Quick: opening an index must not read all of it. Files changed since they
-        # were written are checked in full; `rag stats` checks every byte.
+        # were written are checked in full; `rag stats --check` reads every byte.
         problem = self._damage(info, quick=True)
         if problem is None:
             try:
@@ -503,12 +503,13 @@ class IndexStore:
                 return f"{path.name}: checksum differs from the one recorded at write"
         return None
 
-    def derived_problems(self) -> list[str]:
-        """Segments whose files are missing or damaged (for `rag stats`)."""
+    def derived_problems(self, quick: bool = False) -> list[str]:
+        """Segments whose files are missing or damaged (for `rag stats`); `quick` as
+        in `_damage`."""
         return [
             f"segment {info.name} is damaged ({problem}); `rag build` rewrites it"
             for info in self.segment_infos()
-            if (problem := self._damage(info)) is not None
+            if (problem := self._damage(info, quick)) is not None
         ]
 
     def write_segments(self) -> list[str]:

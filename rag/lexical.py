@@ -174,9 +174,7 @@ class LexicalIndex:
             # The rarest words' chunks that score best so far, scored whole: their
             # depth-th best is a much higher threshold (the best chunks mostly
             # have the rarest words).
-            seeded = self._kept(np.unique(np.concatenate([p.chunks for p in seed])), live, allowed)
-            if len(seeded) > 2 * depth:
-                seeded = np.sort(seeded[np.argpartition(partial[seeded], len(seeded) - 2 * depth)[-2 * depth :]])
+            seeded = np.unique(np.concatenate([self._top(partial, self._kept(p.chunks, live, allowed), 2 * depth) for p in seed]))
             threshold = max(threshold, self._kth(partial[seeded] + sum(p.lookup(seeded) for p in optional_postings), depth))
         # Chunks that the optional words could still lift to the threshold.
         candidates = self._kept(np.flatnonzero(partial >= max((threshold - bound) / ROUNDING, 1e-30)), live, allowed)
@@ -228,6 +226,13 @@ class LexicalIndex:
                 self._highest[term] = float(np.max(data[column])) if column.stop > column.start else 0.0
             postings.append(_Posting(indices[column], data[column], factor, self._highest[term] * float(factor)))
         return postings
+
+    @staticmethod
+    def _top(scores: np.ndarray, positions: np.ndarray, count: int) -> np.ndarray:
+        """The `count` of `positions` (distinct) with the highest `scores` (all if fewer)."""
+        if len(positions) <= count:
+            return positions
+        return positions[np.argpartition(scores[positions], len(positions) - count)[-count:]]
 
     @staticmethod
     def _kth(scores: np.ndarray, depth: int) -> float:

@@ -15,8 +15,8 @@ working when the index format changes:
 * open:     time to construct `Pipeline(settings)` on the built index, in a fresh
             process (after its imports, which do not depend on the index);
 * p50, p95: per-question time of `Pipeline.ask` in that same process, in-process
-            and warm (after untimed warm-up questions), over `--questions`
-            questions, one at a time;
+            and warm (the index's files read once into the OS page cache, then
+            untimed warm-up questions), over `--questions` questions, one at a time;
 * RSS:      VmRSS of that process (from /proc/self/status) after opening the
             index and answering all the questions; its peak (VmHWM) goes to --json;
 * disk:     bytes of all files in the index folder;
@@ -242,6 +242,14 @@ def probe(index: Path, model: Path, questions_file: Path, warmup: int) -> dict:
     started = time.perf_counter()
     pipeline = Pipeline(Settings.from_env(index_dir=index, model=str(model)))
     opened = time.perf_counter() - started
+    # Warm, as on a server that has been answering for a while: the index's files in
+    # the OS page cache, whatever ran before (a build, another index) left there.
+    # Read, not mapped, so RSS counts only what questions touch.
+    for path in index.iterdir():
+        for file in [path] if path.is_file() else path.iterdir():
+            with open(file, "rb") as handle:
+                while handle.read(1 << 24):
+                    pass
     asked = json.loads(questions_file.read_text())
     for question in asked[:warmup]:  # untimed: first-call costs (allocations, caches)
         pipeline.ask(question)

@@ -14,6 +14,11 @@ import Stemmer
 IDS_FILE = "chunk_ids.json"
 ROUNDING = 1 + 1e-4
 """Margin on score bounds for float32 rounding in sums of word scores."""
+PRUNE_MIN_CHUNKS = 20_000
+"""Segments this large are searched with MaxScore (`LexicalIndex.best`); smaller ones
+by scoring every chunk, which is quicker there (MaxScore's own steps cost 0.37
+against 0.24 ms at 10k chunks), while at 973k MaxScore takes 2.7 ms against 17.7
+(bench/lexical.py, docs/benchmarks.md)."""
 SEED_CHUNKS_PER_RESULT = 4
 """The first threshold comes from at least this many chunks per result wanted."""
 SAMPLE = 4096
@@ -145,6 +150,8 @@ class LexicalIndex:
         postings = self._postings(terms, weights)
         if not postings:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if len(self.ids) < PRUNE_MIN_CHUNKS:
+            return self._best_of_all(terms, weights, depth, live, allowed)
         strongest_first = sorted(postings, key=lambda p: -p.upper)
         # Scores so far, of the words added: lower bounds of the chunks' scores.
         partial = np.zeros(len(self.ids), dtype=np.float32)
@@ -206,6 +213,17 @@ class LexicalIndex:
         order = np.lexsort((candidates, -scores))[:depth]
         order = order[scores[order] > 0]
         return self.ids[candidates[order]], scores[order]
+
+    def _best_of_all(
+        self, terms: list[str], weights: np.ndarray, depth: int, live: np.ndarray | None, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`best` by scoring every chunk: quicker for a small segment."""
+        scores = self.scores(terms, weights)
+        positions = self._kept(np.flatnonzero(scores > 0), live, allowed)
+        if len(positions) > depth:
+            positions = positions[np.argpartition(-scores[positions], depth - 1)[:depth]]
+        order = np.lexsort((positions, -scores[positions]))
+        return self.ids[positions[order]], scores[positions[order]]
 
     def _postings(self, terms: list[str], weights: np.ndarray) -> list[_Posting]:
         """Each known term's posting list (repeats kept), with the factor that turns

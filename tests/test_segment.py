@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import article_text, assert_consistent
 
-from rag import segment
+from rag import lexical, segment
 from rag.build import Builder, compact
 from rag.lexical import LexicalIndex
 from rag.pipeline import Pipeline
@@ -164,7 +164,8 @@ def test_large_segments_search_a_graph_with_high_recall_and_filters(monkeypatch)
     assert not {i for i, _ in removed.dense(queries[:1], 10)} & set(exact[0])
 
 
-def test_pruned_bm25_finds_what_scoring_every_chunk_finds():
+def test_pruned_bm25_finds_what_scoring_every_chunk_finds(monkeypatch):
+    monkeypatch.setattr(lexical, "PRUNE_MIN_CHUNKS", 1000)  # the large index is pruned, the small one not
     # Zipf-distributed words, as in news text: questions mix a few rare words with
     # common ones, whose posting lists MaxScore looks up only for some chunks.
     rng = np.random.default_rng(0)
@@ -173,26 +174,30 @@ def test_pruned_bm25_finds_what_scoring_every_chunk_finds():
     weights /= weights.sum()
     texts = [" ".join(rng.choice(vocabulary, size=rng.integers(8, 60), p=weights)) for _ in range(6000)]
     ids = np.arange(1000, 7000)
-    index = LexicalIndex.build(ids.tolist(), texts)
     live = rng.random(len(ids)) > 0.1
     allowed = np.sort(rng.choice(ids, 1500, replace=False))
+    indexes = [(LexicalIndex.build(ids.tolist(), texts), ids, live), (LexicalIndex.build(ids[:900].tolist(), texts[:900]), ids[:900], live[:900])]
     compared = 0
     for _ in range(60):
         terms = [vocabulary[i] for i in rng.choice(len(vocabulary), size=rng.integers(1, 9), p=weights)]
         word_weights = rng.uniform(0.5, 2.0, len(terms))  # index-wide idf of several segments
-        every = index.scores(terms, word_weights)
-        for depth, mask, only in ((10, None, None), (100, None, None), (10, live, None), (50, live, allowed)):
-            keep = every > 0
-            if mask is not None:
-                keep &= mask
-            if only is not None:
-                keep &= np.isin(ids, only)
-            positions = np.flatnonzero(keep)
-            expected = positions[np.lexsort((positions, -every[positions]))][:depth]
-            found_ids, found_scores = index.best(terms, word_weights, depth, mask, only)
-            assert np.allclose(found_scores, every[expected], rtol=1e-5)
-            # Equal scores may come in either order; every chunk strictly above the
-            # last score returned must be there.
-            assert set(ids[expected[every[expected] > every[expected][-1] * (1 + 1e-5)]]) <= set(found_ids) if len(expected) else not len(found_ids)
-            compared += 1
-    assert compared == 240
+        for index, index_ids, index_live in indexes:
+            every = index.scores(terms, word_weights)
+            for depth, mask, only in ((10, None, None), (100, None, None), (10, index_live, None), (50, index_live, allowed)):
+                keep = every > 0
+                if mask is not None:
+                    keep &= mask
+                if only is not None:
+                    keep &= np.isin(index_ids, only)
+                positions = np.flatnonzero(keep)
+                expected = positions[np.lexsort((positions, -every[positions]))][:depth]
+                found_ids, found_scores = index.best(terms, word_weights, depth, mask, only)
+                assert np.allclose(found_scores, every[expected], rtol=1e-5)
+                # Equal scores may come in either order; every chunk strictly above the
+                # last score returned must be there.
+                if len(expected):
+                    assert set(index_ids[expected[every[expected] > every[expected][-1] * (1 + 1e-5)]]) <= set(found_ids)
+                else:
+                    assert not len(found_ids)
+                compared += 1
+    assert compared == 480

@@ -32,7 +32,8 @@ def _top_cut(values: np.ndarray, count: int) -> float:
     """A value that about `count` of `values` reach (at least `count` of them),
     estimated from a sample: a full partition of many values costs more."""
     sample = values[:: max(1, len(values) // SAMPLE)]
-    cut = float(np.partition(sample, len(sample) - 1 - count * len(sample) // len(values))[len(sample) - 1 - count * len(sample) // len(values)])
+    rank = len(sample) - 1 - count * len(sample) // len(values)  # the sample's share of `count`
+    cut = float(np.partition(sample, rank)[rank])
     if np.count_nonzero(values >= cut) < count:  # the sample missed: take the exact one
         cut = float(np.partition(values, len(values) - count)[len(values) - count])
     return cut

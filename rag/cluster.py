@@ -120,7 +120,6 @@ class RayEmbedder:
                     span_vectors[i] = part
         return vectors, span_vectors
 
-
     def chunk_articles(self, chunker: Chunker, articles: list[Article]) -> Iterator[tuple[list[Sentence], list[Chunk]]]:
         """`chunker(article)` for each article, in order, as Ray tasks on the cluster
         (as `rag.chunk.chunk_articles` does in local processes)."""
@@ -128,9 +127,9 @@ class RayEmbedder:
 
         shared = ray.put(chunker)  # sent to each node once, not with every task
         size = max(1, min(CHUNKING_TASK_ARTICLES, len(articles) // (self.actors * 4)))
-        task = ray.remote(num_cpus=1)(_chunk_task)
-        tasks = [task.remote(shared, articles[i : i + size]) for i in range(0, len(articles), size)]
-        for task in tasks:
+        remote = ray.remote(num_cpus=1)(_chunk_task)
+        tasks = [remote.remote(shared, articles[i : i + size]) for i in range(0, len(articles), size)]
+        for task in tasks:  # in order, each as soon as it is done
             yield from ray.get(task)
 
 

@@ -130,9 +130,12 @@ class LexicalIndex:
     def scores(self, terms: list[str], weights: np.ndarray) -> np.ndarray:
         """BM25 score of every chunk of the segment, each term's idf replaced by
         `weights` (the index-wide idf: bm25s stored idf x term frequency part)."""
+        return self._sum(self._postings(terms, weights))
+
+    def _sum(self, postings: list[_Posting]) -> np.ndarray:
         out = np.zeros(len(self.ids), dtype=np.float32)
-        for posting in self._postings(terms, weights):
-            out[posting.chunks] += posting.scores * posting.factor
+        for posting in postings:
+            posting.add_to(out)
         return out
 
     def best(
@@ -152,7 +155,7 @@ class LexicalIndex:
         if not postings:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if len(self.ids) < PRUNE_MIN_CHUNKS:
-            return self._best_of_all(terms, weights, depth, live, allowed)
+            return self._best_of_all(postings, depth, live, allowed)
         strongest_first = sorted(postings, key=lambda p: -p.upper)
         # Scores so far, of the words added: lower bounds of the chunks' scores.
         partial = np.zeros(len(self.ids), dtype=np.float32)
@@ -216,10 +219,10 @@ class LexicalIndex:
         return self.ids[candidates[order]], scores[order]
 
     def _best_of_all(
-        self, terms: list[str], weights: np.ndarray, depth: int, live: np.ndarray | None, allowed: np.ndarray | None
+        self, postings: list[_Posting], depth: int, live: np.ndarray | None, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """`best` by scoring every chunk: quicker for a small segment."""
-        scores = self.scores(terms, weights)
+        scores = self._sum(postings)
         positions = self._kept(np.flatnonzero(scores > 0), live, allowed)
         if len(positions) > depth:
             positions = positions[np.argpartition(-scores[positions], depth - 1)[:depth]]

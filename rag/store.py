@@ -356,14 +356,9 @@ class IndexStore:
 
     def articles_where(self, paths: set[str], ids: list[str]) -> dict[str, tuple[str, str]]:
         """article id -> (path, hash) of the articles from `paths` and those with `ids`."""
-        found = {}
-        for column, values in (("path", sorted(paths)), ("id", ids)):
-            for start in range(0, len(values), SQL_BATCH):
-                batch = values[start : start + SQL_BATCH]
-                marks = ",".join("?" * len(batch))
-                for r in self.query(f"SELECT id, path, hash FROM articles WHERE {column} IN ({marks})", batch):
-                    found[r["id"]] = (r["path"], r["hash"])
-        return found
+        rows = self._rows_in("SELECT id, path, hash FROM articles", "path", sorted(paths))
+        rows += self._rows_in("SELECT id, path, hash FROM articles", "id", ids)
+        return {r["id"]: (r["path"], r["hash"]) for r in rows}
 
     def add_article(
         self,
@@ -587,15 +582,17 @@ class IndexStore:
                 removed.append(path.name)
         return removed
 
-    def _rows_of_chunks(self, select: str, chunk_ids: list[int]) -> list[sqlite3.Row]:
-        """Rows of `select ... FROM chunks c JOIN articles a ...` for the given chunk
-        ids, asked `SQL_BATCH` ids at a time."""
+    def _rows_in(self, select: str, column: str, values: list) -> list[sqlite3.Row]:
+        """Rows of `select ... WHERE column IN (values)`, asked `SQL_BATCH` values at a time."""
         rows = []
-        for start in range(0, len(chunk_ids), SQL_BATCH):
-            batch = chunk_ids[start : start + SQL_BATCH]
-            marks = ",".join("?" * len(batch))
-            rows += self.query(f"{select} FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", batch)
+        for start in range(0, len(values), SQL_BATCH):
+            batch = values[start : start + SQL_BATCH]
+            rows += self.query(f"{select} WHERE {column} IN ({','.join('?' * len(batch))})", batch)
         return rows
+
+    def _rows_of_chunks(self, select: str, chunk_ids: list[int]) -> list[sqlite3.Row]:
+        """Rows of `select ... FROM chunks c JOIN articles a ...` for the given chunk ids."""
+        return self._rows_in(f"{select} FROM chunks c JOIN articles a ON a.id = c.article_id", "c.id", chunk_ids)
 
     def chunk_vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
         """Vectors of the given chunks, by id."""

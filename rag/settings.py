@@ -114,6 +114,12 @@ class Settings:
     RAG_AUTH or `auth_file` rather than `--auth`, which other users can read in the
     process list. Never printed (repr=False)."""
 
+    api_key: str = field(default="", repr=False)
+    """Key the OpenAI-compatible API (`/v1/...`, `/export`) requires as `Authorization:
+    Bearer <key>` (RAG_API_KEY). The UI login's password (`auth`) is accepted too;
+    with neither set, the API is open, which `rag serve` allows only on loopback
+    (or with --insecure). Never printed (repr=False)."""
+
     auth_file: Path | None = None
     """File whose first line is `user:password` (RAG_AUTH_FILE, `--auth-file`); used
     instead of `auth` when set. Keep it readable by you only (chmod 600)."""

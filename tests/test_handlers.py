@@ -143,7 +143,8 @@ def test_ask_shows_the_answer_sentence_by_sentence_with_its_sources(ui):
     # One update per cited sentence, then the whole answer with its footer.
     assert len(updates) == 1 + len(expected.citations) + 1
     chat, turns, panel, box = updates[-1]
-    assert turns == [[QUESTION, expected.text]]
+    assert [turn[:2] for turn in turns] == [[QUESTION, expected.text]]
+    assert turns[0][2]["citations"] == expected.to_dict()["citations"]  # what the Export button writes
     assert SOURED in chat[-1]["content"] and 'href="#cite-1"' in chat[-1]["content"]
     assert "<mark>" in panel and 'id="cite-1"' in panel and "Iran Press TV" in panel
     assert box == ""
@@ -153,8 +154,8 @@ def test_follow_up_is_answered_with_the_earlier_turns(ui):
     *_, (_, turns, _, _) = ask(ui.chat, QUESTION)
     follow_up = "And how were relations mended?"
     *_, (_, turns, panel, _) = ask(ui.chat, follow_up, turns=turns)
-    expected = ui.pipeline.ask(follow_up, history=[Turn(*turns[0])])
-    assert len(turns) == 2 and turns[1] == [follow_up, expected.text]
+    expected = ui.pipeline.ask(follow_up, history=[Turn(*turns[0][:2])])
+    assert len(turns) == 2 and turns[1][:2] == [follow_up, expected.text]
     assert not expected.abstained and "mended their relations" in panel
 
 

@@ -8,6 +8,8 @@ changing the index through one `IndexControl` (ui/control.py). Every answer come
 from `Pipeline.ask`, the same code path as `rag ask`.
 
 API endpoints (gradio_client; see docs/ui.md): /ask, /stats, /articles, /rebuild.
+On the same port: the OpenAI-compatible /v1 API (ui/openai_api.py, docs/api.md) and
+/export, the chat as Markdown (ui/export.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store import StoreError, explain
-from ui import guard
+from ui import export, guard, openai_api
 from ui.api import ApiHandlers
 from ui.articles import TABLE_HEADERS, ArticleHandlers, removal_choices, table_rows
 from ui.chat import MAX_K, ChatHandlers
@@ -50,10 +53,15 @@ class NewsApp(gr.Blocks):
     upload size limit (Gradio 6 takes those in launch(), not in Blocks()), and adds
     the login throttle and, when `allow_changes` is off, the upload gate."""
 
-    def __init__(self, settings: Settings, allow_changes: bool = True, **blocks_kwargs: Any):
+    def __init__(
+        self, settings: Settings, allow_changes: bool = True, pipeline: Pipeline | None = None,
+        conversations: export.Conversations | None = None, **blocks_kwargs: Any,
+    ):
         super().__init__(**blocks_kwargs)
         self.settings = settings
         self.allow_changes = allow_changes
+        self.pipeline = pipeline
+        self.conversations = conversations or export.Conversations()
 
     def launch(self, *args, **kwargs):  # type: ignore[override]
         s = self.settings
@@ -63,6 +71,14 @@ class NewsApp(gr.Blocks):
             *app_kwargs.get("middleware", []),
             Middleware(guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay),
             Middleware(guard.UploadGate, allowed=self.allow_changes),
+        ]
+        # The /v1 API and /export, on Gradio's own FastAPI app: its key is RAG_API_KEY or the login's password.
+        throttle = guard.LoginThrottle(None, free=s.login_free_attempts, delay=s.login_delay)
+        access = openai_api.Access(openai_api.keys_of(s, kwargs.get("auth")), throttle)
+        app_kwargs["routes"] = [
+            *app_kwargs.get("routes", []),
+            *openai_api.router(openai_api.ChatApi(s, self.pipeline, access, ASK_CONCURRENCY)).routes,
+            *export.router(self.conversations, access).routes,
         ]
         kwargs["app_kwargs"] = app_kwargs
         kwargs.setdefault("theme", THEME)
@@ -88,12 +104,15 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     indexed = control.articles()
     # Gradio's copies of uploads are deleted after upload_cache_s (checked every 10 minutes at most).
     cache = (min(600, settings.upload_cache_s), settings.upload_cache_s)
-    with NewsApp(settings, allow_changes, title=TITLE, fill_width=False, delete_cache=cache) as demo:
+    conversations = export.Conversations()
+    exporter = export.ExportHandlers(conversations, Path(tempfile.mkdtemp(prefix="rag-news-exports-")))
+    with NewsApp(settings, allow_changes, pipeline, conversations, title=TITLE, fill_width=False, delete_cache=cache) as demo:
         gr.HTML(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
         )
         turns = gr.State([])
+        conversation = gr.State(export.Conversations.new_id)  # a new id for each page load
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
                 with gr.Row(equal_height=False):
@@ -122,6 +141,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                             )
                             ask_btn = gr.Button("Ask", variant="primary", scale=0, min_width=90, elem_id="ask")
                             clear_btn = gr.Button("New chat", variant="secondary", scale=0, min_width=110, elem_id="clear")
+                            export_btn = gr.DownloadButton(
+                                "Export", variant="secondary", scale=0, min_width=90, elem_id="export", interactive=False
+                            )
                         with gr.Row(elem_id="examples-row"):
                             gr.Examples([*EXAMPLES, FOLLOW_UP_EXAMPLE], inputs=[question], label="Try")
                         with gr.Accordion("Search settings", open=False, elem_id="settings"):
@@ -148,6 +170,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                                 interactive=bool(settings.llm_base_url),
                                 elem_id="use-llm",
                             )
+                            export_link = gr.Markdown("", elem_id="export-link")
                     with gr.Column(scale=5, min_width=320, elem_id="sources-col"):
                         sources = gr.HTML(chat.empty_sources(), elem_id="sources", js_on_load=None)
 
@@ -202,12 +225,14 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             concurrency_limit=ASK_CONCURRENCY,
             concurrency_id="ask",
         )
-        question.submit(**chat_io, api_name="ui_submit")
-        ask_btn.click(**chat_io, api_name="ui_ask")
+        # After each answer or clear, the Export button gets the conversation as a Markdown file.
+        export_io = dict(fn=exporter.update, inputs=[turns, conversation], outputs=[export_btn, export_link], api_visibility="private", show_progress="hidden")
+        question.submit(**chat_io, api_name="ui_submit").then(**export_io)
+        ask_btn.click(**chat_io, api_name="ui_ask").then(**export_io)
         # One bound method for both: the two events share one queue (its id is the fn's).
         clear_io = dict(fn=chat.clear, inputs=None, outputs=[chatbot, turns, sources, question], api_visibility="private")
-        clear_btn.click(**clear_io, api_name="ui_clear")
-        chatbot.clear(**clear_io, api_name="ui_clear_chat")
+        clear_btn.click(**clear_io, api_name="ui_clear").then(**export_io)
+        chatbot.clear(**clear_io, api_name="ui_clear_chat").then(**export_io)
 
         search.change(articles.table, [search], [table], api_name="ui_search", api_visibility="private", show_progress="hidden")
         index_outputs = [table, stats, remove_pick, outlets]

@@ -12,7 +12,7 @@ from rag import validate
 from rag.answer import Turn
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from ui import inputs, render
+from ui import export, inputs, render
 from ui.control import IndexControl
 
 SENTENCE_DELAY = 0.06
@@ -20,7 +20,7 @@ SENTENCE_DELAY = 0.06
 MAX_K = 30
 """The largest k the chat's slider offers."""
 
-ChatUpdate = tuple[list[dict], list[list[str]], Any, Any]
+ChatUpdate = tuple[list[dict], list[list], Any, Any]
 """(chat messages, turns, sources panel, question box), in the order the chat's event outputs them."""
 
 
@@ -57,7 +57,7 @@ class ChatHandlers:
         k = inputs.checked(validate.k, k, min(self.settings.max_k, MAX_K))
         filters = inputs.filters(sources, date_from, date_to, ("From date", "To date"))
         self.pipeline.refresh()  # picks up a build made from the command line meanwhile
-        history = [Turn(q, a) for q, a in turns]
+        history = [Turn(turn[0], turn[1]) for turn in turns]
         chat.append({"role": "user", "content": render.user_html(question)})
         chat.append({"role": "assistant", "content": '<div class="answer"><span class="typing">▍</span></div>'})
         yield chat, turns, gr.skip(), ""
@@ -73,7 +73,7 @@ class ChatHandlers:
         else:
             answer = self.pipeline.ask(question, history=history, k=k, filters=filters)
         panel = render.sources_html(answer, self.control.article_text)
-        turns.append([question, answer.text])
+        turns.append([question, answer.text, export.exchange(answer)])  # the third for the Export button
         steps = range(1, len(answer.citations) + 1) if not answer.abstained and answer.mode != "llm" else [None]
         for upto in steps:
             chat[-1] = {"role": "assistant", "content": render.answer_html(answer, upto)}

@@ -64,6 +64,8 @@ def served(built):
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(url, process)
+        banner = [process.stdout.readline().decode().strip() for _ in range(2)]
+        assert banner[1] == f"rag serve: OpenAI-compatible API on http://localhost:{port}/v1 (key required)", banner
         yield url + "v1"
     finally:
         process.terminate()

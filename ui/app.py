@@ -335,7 +335,11 @@ def serve(
         print(f"rag serve: note: {problem}", file=sys.stderr)
     demo = build_app(settings, pipeline, allow_changes=loopback or credentials is not None)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    keyed = bool(openai_api.keys_of(settings, credentials))
+    if not loopback and not keyed:  # --insecure: the API, like the UI, answers anyone (it changes nothing)
+        print("rag serve: note: the API on /v1 needs no key; set RAG_API_KEY to require one", file=sys.stderr)
     print(f"rag serve: chat UI on http://{shown}:{port}" + (" (login required)" if credentials else ""), flush=True)
+    print(f"rag serve: OpenAI-compatible API on http://{shown}:{port}/v1" + (" (key required)" if keyed else ""), flush=True)
     try:
         demo.launch(
             server_name=host,

@@ -212,7 +212,7 @@ def router(conversations: Conversations, access) -> APIRouter:
     """`GET /export?format=md&conversation=ID` (a chat conversation, by the id its
     Export link shows) and `POST /export?format=md` with `{"messages": [...]}` (a
     conversation held by an API client): a Markdown file."""
-    from ui.openai_api import ApiError, guarded
+    from ui.openai_api import MAX_BODY_BYTES, ApiError, guarded
 
     def reply(request: Request, exchanges: list[dict]) -> Response:
         fmt = request.query_params.get("format", "md")
@@ -234,8 +234,11 @@ def router(conversations: Conversations, access) -> APIRouter:
 
     async def post(request: Request) -> Response:
         access.check(request, also_ok=access.logged_in(request))
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
         try:
-            body = json.loads(await request.body() or b"null")
+            body = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError) as err:
             raise ApiError(400, f"the request body is not valid JSON: {err}") from None
         if not isinstance(body, dict):

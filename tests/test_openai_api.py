@@ -284,3 +284,25 @@ def test_serve_refuses_a_public_host_without_a_key(built, monkeypatch, capsys):
         monkeypatch.delenv(name, raising=False)
     assert serve(Settings.from_env(index_dir=built.index_dir), host="0.0.0.0", port=free_port()) == 2
     assert "without a password" in capsys.readouterr().err
+
+
+def test_a_failure_inside_is_a_500_in_openai_shape(built, pipeline, monkeypatch):
+    demo, url = launch(built, pipeline)
+    try:
+        def broken(*args, **kwargs):
+            raise RuntimeError("the disk went away")
+
+        monkeypatch.setattr(pipeline, "ask", broken)
+        with pytest.raises(openai.InternalServerError) as caught:
+            OpenAI(base_url=url, api_key="x", max_retries=0).chat.completions.create(
+                model=EXTRACTIVE_MODEL, messages=[{"role": "user", "content": QUESTION}]
+            )
+        assert caught.value.status_code == 500 and caught.value.type == "server_error"
+        assert "the disk went away" in caught.value.message
+        stream = OpenAI(base_url=url, api_key="x", max_retries=0).chat.completions.create(
+            model=EXTRACTIVE_MODEL, messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="the disk went away"):
+            list(stream)
+    finally:
+        demo.close()

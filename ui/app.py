@@ -105,8 +105,10 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     # Gradio's copies of uploads are deleted after upload_cache_s (checked every 10 minutes at most).
     cache = (min(600, settings.upload_cache_s), settings.upload_cache_s)
     conversations = export.Conversations()
-    exporter = export.ExportHandlers(conversations, Path(tempfile.mkdtemp(prefix="rag-news-exports-")))
+    exports = tempfile.TemporaryDirectory(prefix="rag-news-exports-")  # removed with the app (or at exit)
+    exporter = export.ExportHandlers(conversations, Path(exports.name))
     with NewsApp(settings, allow_changes, pipeline, conversations, title=TITLE, fill_width=False, delete_cache=cache) as demo:
+        demo.exports = exports
         gr.HTML(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"

@@ -87,10 +87,6 @@ class Access:
         self.keys = [key for key in keys if key]
         self.throttle = throttle
 
-    @property
-    def required(self) -> bool:
-        return bool(self.keys)
-
     def check(self, request: Request, also_ok: bool = False) -> None:
         """Raises ApiError 401 or 429 unless the request may go on. `also_ok`: the
         caller is already known (e.g. logged in to the UI), a key is not needed."""
@@ -112,7 +108,6 @@ class Access:
         self.throttle.record(client, ok=ok)
         if not ok:
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
-
 
     @staticmethod
     def logged_in(request: Request) -> bool:
@@ -367,8 +362,13 @@ class ChatApi:
             if chat.model == LLM_MODEL and self.settings.llm_stream:
                 answers = self.pipeline.stream(chat.question, history=chat.history, k=chat.k, filters=chat.filters)
             else:
-                answers = iter([self._ask(chat)])
+                answers = self._ask_lazily(chat)
             yield from stream_events(chat, answers)
+
+    def _ask_lazily(self, chat: ChatRequest) -> Iterator[Answer]:
+        """The answer, computed when the stream asks for it: after the first event has
+        gone out, and with its failure reported in the stream."""
+        yield self._ask(chat)
 
     def _ask(self, chat: ChatRequest) -> Answer:
         return self.pipeline.ask(chat.question, history=chat.history, k=chat.k, filters=chat.filters, llm=chat.model == LLM_MODEL)
@@ -385,6 +385,9 @@ def guarded(handler):
             return result
         except ApiError as err:
             return err.response()
+        except Exception as err:  # a failure of ours, still in the shape clients can show
+            logging.getLogger(__name__).exception("%s failed", request.url.path)
+            return ApiError(500, f"the server failed to answer: {type(err).__name__}: {err}", type="server_error").response()
 
     route.__name__ = handler.__name__
     return route

@@ -5,6 +5,7 @@ password; wrong keys throttled)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -52,24 +53,32 @@ def pipeline(built, embedder) -> Pipeline:
     return Pipeline(built, embedder=embedder)
 
 
-@pytest.fixture(scope="module")
-def served(built):
-    """`rag serve` on a loopback port with RAG_API_KEY set: its base URL."""
+@contextlib.contextmanager
+def rag_serve(built: Settings, **env_vars: str):
+    """`rag serve` on a free loopback port with these RAG_* variables (and no login,
+    key or LLM from the environment): its base URL and its first two lines."""
     port = free_port()
-    env = {**os.environ, "RAG_API_KEY": KEY}
-    for name in ("RAG_AUTH", "RAG_AUTH_FILE", "RAG_LLM_BASE_URL"):
-        env.pop(name, None)
+    env = {**os.environ, **env_vars}
+    for name in ("RAG_AUTH", "RAG_AUTH_FILE", "RAG_API_KEY", "RAG_LLM_BASE_URL"):
+        if name not in env_vars:
+            env.pop(name, None)
     args = ["serve", "--index", str(built.index_dir), "--corpus", str(built.corpus_dir), "--port", str(port)]
     process = subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(url, process)
-        banner = [process.stdout.readline().decode().strip() for _ in range(2)]
-        assert banner[1] == f"rag serve: OpenAI-compatible API on http://localhost:{port}/v1 (key required)", banner
-        yield url + "v1"
+        yield url + "v1", [process.stdout.readline().decode().strip() for _ in range(2)]
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def served(built):
+    """`rag serve` with RAG_API_KEY set: its base URL."""
+    with rag_serve(built, RAG_API_KEY=KEY) as (url, banner):
+        assert banner[1] == f"rag serve: OpenAI-compatible API on {url.replace('127.0.0.1', 'localhost')} (key required)"
+        yield url
 
 
 @pytest.fixture
@@ -236,15 +245,16 @@ def test_login_password_is_a_key_and_wrong_keys_are_throttled(built, pipeline):
         demo.close()
 
 
-def test_without_a_key_on_loopback_the_api_is_open(built, pipeline):
-    demo, url = launch(built, pipeline)
-    try:
-        reply = OpenAI(base_url=url, api_key="anything", max_retries=0).chat.completions.create(
-            model=EXTRACTIVE_MODEL, messages=[{"role": "user", "content": QUESTION}]
-        )
+def test_without_a_key_on_loopback_the_api_is_open(built):
+    with rag_serve(built) as (url, banner):
+        assert banner[1].endswith("/v1")  # no "(key required)"
+        client = OpenAI(base_url=url, api_key="anything", max_retries=0)
+        reply = client.chat.completions.create(model=EXTRACTIVE_MODEL, messages=[{"role": "user", "content": QUESTION}])
         assert reply.model_extra["citations"]
-    finally:
-        demo.close()
+        chunks = list(client.chat.completions.create(model=EXTRACTIVE_MODEL, messages=[{"role": "user", "content": QUESTION}], stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+        assert httpx.post(url + "/chat/completions", json={"model": EXTRACTIVE_MODEL, "messages": [{"role": "user", "content": QUESTION}]},
+                          timeout=120).status_code == 200  # no Authorization header at all
 
 
 def test_llm_model_id_answers_with_the_llm(built, embedder):

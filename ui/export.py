@@ -10,7 +10,8 @@ http(s) URL, are links.
 
 `exchange(answer)` is what the chat keeps of each answer for this; `markdown(...)`
 writes the document; `Conversations` remembers the chat's conversations by id for
-`GET /export` (ui/openai_api.py).
+`GET /export`; `ExportHandlers` is the chat's Export button and `router` the /export
+route (its key checked as the /v1 API's, ui/openai_api.py).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def link(url: str) -> str:
 
 
 def footnote(label: str, citation: dict) -> str:
-    """`[^label]: **Title**, Outlet, 2017-02-09, <url>. > "the quoted sentence"`."""
+    """`[^label]: **Title**, Outlet, 2017-02-09, <url>. “the quoted sentence”`."""
     where = [f"**{escape(citation.get('title') or 'Untitled')}**"]
     where += [escape(citation[key]) for key in ("source", "published") if citation.get(key)]
     url = citation.get("url") or ""

@@ -32,7 +32,8 @@ def login(url: str, password: str) -> httpx.Response:
 
 def test_password_from_a_file_stays_off_the_command_line_and_guessing_is_throttled(built, tmp_path):
     auth = tmp_path / "auth"
-    auth.write_text(f"ann:{PASSWORD}\n")
+    # Saved by a Windows editor: a byte-order mark and CRLF, neither part of the login.
+    auth.write_bytes(b"\xef\xbb\xbf" + f"ann:{PASSWORD}\r\n".encode())
     auth.chmod(0o600)
     port = free_port()
     env = {**os.environ, "RAG_LOGIN_FREE_ATTEMPTS": "5", "RAG_LOGIN_DELAY": "0.5"}
@@ -89,6 +90,34 @@ def test_auth_comes_from_settings_never_from_the_command_line(tmp_path, monkeypa
     monkeypatch.setenv("RAG_AUTH_FILE", str(tmp_path / "missing"))
     assert serve(Settings.from_env(), host="0.0.0.0", port=free_port()) == 2
     assert "cannot read the auth file" in capsys.readouterr().err
+
+
+def test_auth_file_password_is_kept_exactly_and_what_looks_wrong_is_warned_about(tmp_path, capsys):
+    from ui.app import login_of
+
+    auth = tmp_path / "auth"
+    settings = Settings(auth_file=auth)
+
+    def read(data: bytes) -> tuple[tuple[str, str] | None, str]:
+        auth.write_bytes(data)
+        auth.chmod(0o600)
+        return login_of(settings), capsys.readouterr().err
+
+    # A byte-order mark (Notepad's "UTF-8 with BOM") and Windows line endings are not part of the login.
+    assert read(b"\xef\xbb\xbfann:" + PASSWORD.encode() + b"\r\nignored\r\n") == (("ann", PASSWORD), "")
+    # Spaces at the end are part of the password (never stripped silently), and the server says so.
+    login, err = read(f"ann:{PASSWORD}  \n".encode())
+    assert login == ("ann", PASSWORD + "  ")
+    assert "warning: the password in the auth file" in err and "ends with 2 spaces" in err and str(auth) in err
+    login, err = read(f"\n\n ann :\t{PASSWORD}\n".encode())
+    assert login == ("ann", "\t" + PASSWORD)  # the user name is stripped, as Gradio strips what is typed
+    assert "starts with 1 whitespace character (U+0009)" in err
+    login, err = read(f"ann:{PASSWORD[:4]}\u200b{PASSWORD[4:]}\n".encode())
+    assert login == ("ann", f"{PASSWORD[:4]}\u200b{PASSWORD[4:]}") and "invisible characters (U+200B)" in err
+    # A password that is only spaces is still one, with the warning; a user name of only a BOM is none.
+    assert read(b"ann:   \n")[0] == ("ann", "   ")
+    with pytest.raises(ValueError, match="user:password"):
+        read(b"\xef\xbb\xbf:secret\n")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import sys
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -30,6 +29,7 @@ from ui.api import ApiHandlers
 from ui.articles import TABLE_HEADERS, ArticleHandlers, removal_choices, table_rows
 from ui.chat import MAX_K, ChatHandlers
 from ui.control import IndexControl
+from ui.login import login_of, parse_auth
 from ui.style import CSS, HEAD, THEME
 
 TITLE = "News Q&A"
@@ -248,32 +248,6 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def login_of(settings: Settings) -> tuple[str, str] | None:
-    """(user, password) from `settings.auth_file` (its first line), else `settings.auth`;
-    None when neither is set. Raises ValueError with a message when unusable."""
-    if settings.auth_file is None:
-        return parse_auth(settings.auth)
-    path = Path(settings.auth_file)
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the auth file {path}: {err}") from None
-    if not lines:
-        raise ValueError(f"the auth file {path} is empty; write user:password on its first line")
-    if path.stat().st_mode & 0o077:
-        print(f"rag serve: note: {path} can be read by other users; `chmod 600 {path}`", file=sys.stderr)
-    return parse_auth(lines[0])
-
-
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("auth must be written user:password")
-    return user, password
-
-
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -285,7 +259,7 @@ def serve(
     password (RAG_AUTH, --auth-file, or `auth`) is required, unless `insecure` (then
     uploads, removals and rebuilds are turned off)."""
     try:
-        credentials = parse_auth(auth) if auth else login_of(settings)
+        credentials = parse_auth(auth, "--auth") if auth else login_of(settings)
     except ValueError as err:
         print(f"rag serve: {err}", file=sys.stderr)
         return 2

@@ -407,6 +407,11 @@ def test_client_ask_returns_the_json_contract(app):
         ({"question": "What\x00\x01 happened?"}, "control characters"),
         ({"question": QUESTION, "history": [["only a question"]]}, "history must be a list of"),
         ({"question": QUESTION, "history": "not a list"}, "history must be a list of"),
+        # One text is refused, not searched as the outlets "R", "e", "u", ... (a false "could not find").
+        ({"question": QUESTION, "sources": "Reuters"}, r'sources must be a list of outlet names, such as \["Reuters"\]'),
+        ({"question": QUESTION, "sources": [1, 2]}, "sources must be a list of outlet names.*got 1 in the list"),
+        ({"question": QUESTION, "llm": "no"}, 'llm must be true or false \\(got "no"\\)'),
+        ({"question": 42}, "the question must be text"),
     ],
 )
 def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
@@ -416,6 +421,35 @@ def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
     client = Client(app[0], verbose=False)
     with pytest.raises(AppError, match=words):
         client.predict(**kwargs, api_name="/ask")
+
+
+def raw_ask(url: str, data: list) -> tuple[str, dict]:
+    """POST /gradio_api/call/ask as a plain HTTP client would; (event, its data)."""
+    import httpx
+
+    event_id = httpx.post(url + "gradio_api/call/ask", json={"data": data}, timeout=60).json()["event_id"]
+    reply = httpx.get(url + f"gradio_api/call/ask/{event_id}", timeout=120).text
+    event = re.search(r"^event: (\w+)$", reply, re.M).group(1)
+    body = json.loads(reply.rsplit("data: ", 1)[1])
+    return event, body
+
+
+def test_api_says_what_it_expected_to_a_plain_http_client(app, capfd):
+    url = app[0]
+    capfd.readouterr()
+    # Too few values: Gradio's own refusal reached the client as {"error": null}.
+    event, body = raw_ask(url, [QUESTION])
+    assert event == "error" and body["error"].startswith("/ask takes 7 values, in this order: question, k, sources,")
+    assert "(got 1)" in body["error"]
+    # Numbers as outlets crashed the filter (AttributeError, traceback, {"error": null}).
+    event, body = raw_ask(url, [QUESTION, 10, [1, 2], "", "", None, False])
+    assert event == "error" and "sources must be a list of outlet names" in body["error"]
+    assert "Traceback" not in capfd.readouterr().err  # a refused request is not a crash in the log
+    # A list of outlets filters as before.
+    outlet = raw_ask(url, [QUESTION, 10, None, "", "", None, False])[1][0]["citations"][0]["source"]
+    event, body = raw_ask(url, [QUESTION, 10, [outlet], "", "", None, False])
+    assert event == "complete" and body[0]["citations"]
+    assert {c["source"] for c in body[0]["citations"]} == {outlet}
 
 
 def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):

@@ -48,7 +48,8 @@ class ApiHandlers:
         filters = inputs.filters(sources, date_from, date_to)
         self.pipeline.refresh()
         turns = [Turn(q, a) for q, a in inputs.checked(validate.history, history)]
-        return self.pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
+        llm = inputs.checked(validate.flag, llm, "llm")
+        return self.pipeline.ask(question, history=turns, k=k, filters=filters, llm=llm).to_dict()
 
     def stats(self) -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""

@@ -24,7 +24,7 @@ from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store import StoreError, explain
-from ui import guard
+from ui import guard, inputs
 from ui.api import ApiHandlers
 from ui.articles import TABLE_HEADERS, ArticleHandlers, removal_choices, table_rows
 from ui.chat import MAX_K, ChatHandlers
@@ -71,6 +71,10 @@ class NewsApp(gr.Blocks):
         kwargs.setdefault("max_file_size", s.max_file_bytes)
         kwargs.setdefault("footer_links", ["api", "gradio"])
         return super().launch(*args, **kwargs)
+
+    def validate_inputs(self, block_fn, inputs_given):  # type: ignore[override]
+        inputs.enough_values(block_fn, inputs_given)  # a message the API client sees, not {"error": null}
+        super().validate_inputs(block_fn, inputs_given)
 
 
 def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_changes: bool = True) -> gr.Blocks:

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -166,3 +168,50 @@ def test_gradio_upload_cache_is_cleaned(built, pipeline):
     finally:
         demo.close()
     assert not stored.exists()  # Gradio's delete_cache removes what this app stored when it stops
+
+
+def launch_with_login(built, pipeline, **settings):
+    """The app with a login, in this process, throttling as `settings` say; (demo, url)."""
+    from ui.app import build_app
+
+    demo = build_app(replace(built, login_free_attempts=5, login_delay=30.0, **settings), pipeline)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=("ann", PASSWORD))
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+def test_simultaneous_wrong_logins_are_counted_before_any_is_checked(built, pipeline):
+    demo, url = launch_with_login(built, pipeline)
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            codes = list(pool.map(lambda i: login(url, f"guess-{i}").status_code, range(100)))
+        assert codes.count(400) <= 5 and codes.count(429) >= 95 and set(codes) <= {400, 429}, codes
+        assert login(url, PASSWORD).status_code == 429  # the right password afterwards still waits
+    finally:
+        demo.close()
+
+
+def login_as(url: str, user: str, forwarded_for: str) -> int:
+    data = {"username": user, "password": "guess"}
+    return httpx.post(url + "login", data=data, headers={"X-Forwarded-For": forwarded_for}, timeout=30).status_code
+
+
+def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(built, pipeline):
+    # Nothing configured: this loopback client names another address each time, and is still one client.
+    # (uvicorn, which Gradio runs, believed X-Forwarded-For from any program on 127.0.0.1.)
+    demo, url = launch_with_login(built, pipeline)
+    try:
+        codes = [login_as(url, f"user{i}", f"192.0.2.{i}") for i in range(8)]
+        assert codes == [400] * 5 + [429] * 3
+    finally:
+        demo.close()
+    # 127.0.0.1 is the configured proxy: the client it names is the one counted.
+    demo, url = launch_with_login(built, pipeline, trusted_proxies="127.0.0.1")
+    try:
+        codes = [login_as(url, f"user{i}", "192.0.2.1") for i in range(7)]
+        assert codes == [400] * 5 + [429] * 2
+        assert login_as(url, "other", "192.0.2.2") == 400  # another client behind the proxy
+        # A proxy that appends: the client's own claim comes first and is not believed.
+        assert login_as(url, "third", "203.0.113.9, 192.0.2.1") == 429
+    finally:
+        demo.close()

@@ -61,7 +61,9 @@ class NewsApp(gr.Blocks):
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [
             *app_kwargs.get("middleware", []),
-            Middleware(guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay),
+            Middleware(
+                guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay, trusted_proxies=s.trusted_proxies
+            ),
             Middleware(guard.UploadGate, allowed=self.allow_changes),
         ]
         kwargs["app_kwargs"] = app_kwargs
@@ -70,7 +72,13 @@ class NewsApp(gr.Blocks):
         kwargs.setdefault("head", HEAD)
         kwargs.setdefault("max_file_size", s.max_file_bytes)
         kwargs.setdefault("footer_links", ["api", "gradio"])
-        return super().launch(*args, **kwargs)
+        # uvicorn, which Gradio starts, takes the client's address from X-Forwarded-For
+        # when the connection comes from FORWARDED_ALLOW_IPS (127.0.0.1 unless set): any
+        # local program, or a local proxy passing the header on, could pick its address
+        # and escape the login throttle. It is read when the server starts: trust exactly
+        # the configured proxies, none by default.
+        with guard.environ(FORWARDED_ALLOW_IPS=guard.forwarded_allow_ips(s.trusted_proxies)):
+            return super().launch(*args, **kwargs)
 
     def validate_inputs(self, block_fn, inputs_given):  # type: ignore[override]
         inputs.enough_values(block_fn, inputs_given)  # a message the API client sees, not {"error": null}
@@ -264,6 +272,7 @@ def serve(
     uploads, removals and rebuilds are turned off)."""
     try:
         credentials = parse_auth(auth, "--auth") if auth else login_of(settings)
+        guard.trusted_networks(settings.trusted_proxies)
     except ValueError as err:
         print(f"rag serve: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import ListFiles
 
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -36,6 +37,23 @@ def table_rows(articles: list[dict]) -> list[list[Any]]:
 def removal_choices(articles: list[dict]) -> list[tuple[str, str]]:
     """(label, article id) for the removal picker; the file tells same-titled articles apart."""
     return [(f"{a['title'] or a['path']} — {a['path']}", a["id"]) for a in articles]
+
+
+class UploadBox(gr.File):
+    """gr.File (type="filepath") whose values are `files.Uploaded` paths: each keeps
+    the name its file was uploaded as, which Gradio's own value (the path of its
+    copy, under a rewritten name) loses."""
+
+    is_template = True  # drawn by the browser as the gr.File it is
+
+    def preprocess(self, payload):
+        paths = super().preprocess(payload)
+        if paths is None:
+            return None
+        sent = list(payload.root) if isinstance(payload, ListFiles) else [payload]
+        if isinstance(paths, str):
+            return files.Uploaded(paths, sent[0].orig_name)
+        return [files.Uploaded(path, data.orig_name) for path, data in zip(paths, sent, strict=True)]
 
 
 def _hidden_checkbox() -> dict:
@@ -71,14 +89,14 @@ class ArticleHandlers:
             gr.update(choices=self.control.outlets()),
         )
 
-    def upload(self, paths: list[str] | None) -> tuple[Any, None]:
+    def upload(self, paths: list[files.Uploaded] | list[str] | None) -> tuple[Any, None]:
         """Save uploaded files into the corpus folder; (status, cleared upload box)."""
         self.control.check_allowed()
         if not paths:
             return gr.skip(), None
         lines = []
         for path in paths:
-            original = Path(path).name
+            original = path.original_name if isinstance(path, files.Uploaded) else Path(path).name
             try:
                 saved = files.save_upload(path, original, self.settings.corpus_dir, self.settings.max_file_bytes)
             except files.UploadRefused as err:

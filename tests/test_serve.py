@@ -92,6 +92,11 @@ def test_auth_comes_from_settings_never_from_the_command_line(tmp_path, monkeypa
     monkeypatch.setenv("RAG_AUTH_FILE", str(tmp_path / "missing"))
     assert serve(Settings.from_env(), host="0.0.0.0", port=free_port()) == 2
     assert "cannot read the auth file" in capsys.readouterr().err
+    monkeypatch.delenv("RAG_AUTH_FILE")
+    monkeypatch.setenv("RAG_TRUSTED_PROXIES", "127.0.0.1, proxy.example.org")
+    assert Settings.from_env().trusted_proxies == "127.0.0.1, proxy.example.org"
+    assert serve(Settings.from_env(), port=free_port()) == 2
+    assert "trusted_proxies: 'proxy.example.org' is not an IP address or network" in capsys.readouterr().err
 
 
 def test_auth_file_password_is_kept_exactly_and_what_looks_wrong_is_warned_about(tmp_path, capsys):

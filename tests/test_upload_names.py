@@ -8,11 +8,12 @@ import hashlib
 import unicodedata
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio.data_classes import FileData, ListFiles
 from gradio_client.utils import strip_invalid_filename_characters
 
-from ui.articles import UploadBox
+from ui.articles import keep_upload_names
 from ui.files import Uploaded, save_upload
 
 NFC_CAFE = unicodedata.normalize("NFC", "café.txt")
@@ -38,7 +39,7 @@ def test_a_name_gradio_rewrites_does_not_replace_the_file_it_becomes(tmp_path, s
     if sent != NFD_CAFE:  # what the app was given as the name: the existing file's
         assert copy.name == existing
     # The upload box gives the handler the name the browser sent along with Gradio's copy.
-    box = UploadBox(file_count="multiple", type="filepath")
+    box = keep_upload_names(gr.File(file_count="multiple", type="filepath"))
     [value] = box.preprocess(ListFiles(root=[FileData(path=str(copy), orig_name=sent)]))
     assert isinstance(value, Uploaded) and value == str(copy) and value.original_name == sent
     saved = save_upload(value, value.original_name, corpus, max_bytes=1_000_000)
@@ -56,7 +57,7 @@ def test_the_exact_name_still_replaces_its_own_file(tmp_path):
     corpus.mkdir()
     (corpus / NFC_CAFE).write_text("first version", encoding="utf-8")
     copy = gradio_copy(tmp_path, NFC_CAFE, "corrected version")
-    box = UploadBox(file_count="single", type="filepath")
+    box = keep_upload_names(gr.File(file_count="single", type="filepath"))
     value = box.preprocess(FileData(path=str(copy), orig_name=NFC_CAFE))
     saved = save_upload(value, value.original_name, corpus, max_bytes=1_000_000)
     assert saved.replaced and saved.name == NFC_CAFE

@@ -26,7 +26,13 @@ from rag.settings import Settings
 from rag.store import StoreError, explain
 from ui import guard, inputs
 from ui.api import ApiHandlers
-from ui.articles import TABLE_HEADERS, ArticleHandlers, UploadBox, removal_choices, table_rows
+from ui.articles import (
+    TABLE_HEADERS,
+    ArticleHandlers,
+    keep_upload_names,
+    removal_choices,
+    table_rows,
+)
 from ui.chat import MAX_K, ChatHandlers
 from ui.control import IndexControl
 from ui.login import login_of, parse_auth
@@ -182,7 +188,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                         )
                     with gr.Column(scale=2):
                         with gr.Group():
-                            upload_files = UploadBox(
+                            upload_files = gr.File(
                                 label=f"Add articles ({' '.join(sorted(SUPPORTED))}, up to {settings.max_file_mb:g} MB)",
                                 file_count="multiple",
                                 file_types=sorted(SUPPORTED),
@@ -190,6 +196,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                                 elem_id="upload",
                                 interactive=allow_changes,
                             )
+                            keep_upload_names(upload_files)  # the names as sent, not as Gradio stored them
                             rebuild_btn = gr.Button(
                                 "Rebuild index", variant="primary", elem_id="rebuild", interactive=allow_changes
                             )

@@ -39,21 +39,25 @@ def removal_choices(articles: list[dict]) -> list[tuple[str, str]]:
     return [(f"{a['title'] or a['path']} — {a['path']}", a["id"]) for a in articles]
 
 
-class UploadBox(gr.File):
-    """gr.File (type="filepath") whose values are `files.Uploaded` paths: each keeps
-    the name its file was uploaded as, which Gradio's own value (the path of its
-    copy, under a rewritten name) loses."""
+def keep_upload_names(box: gr.File) -> gr.File:
+    """Makes the values of `box` (type="filepath") `files.Uploaded` paths, which keep
+    the names their files were uploaded as (FileData.orig_name): gr.File's own value,
+    the path of Gradio's copy, carries a rewritten name. The instance's preprocess is
+    wrapped, rather than gr.File subclassed, because Gradio writes a .pyi stub of the
+    whole module next to any module that defines a component class."""
+    plain = box.preprocess
 
-    is_template = True  # drawn by the browser as the gr.File it is
-
-    def preprocess(self, payload):
-        paths = super().preprocess(payload)
+    def preprocess(payload):
+        paths = plain(payload)
         if paths is None:
             return None
         sent = list(payload.root) if isinstance(payload, ListFiles) else [payload]
         if isinstance(paths, str):
             return files.Uploaded(paths, sent[0].orig_name)
         return [files.Uploaded(path, data.orig_name) for path, data in zip(paths, sent, strict=True)]
+
+    box.preprocess = preprocess
+    return box
 
 
 def _hidden_checkbox() -> dict:

@@ -40,7 +40,8 @@ class ApiHandlers:
         llm: bool = False,
     ) -> dict:
         """Answer a question. Returns the `rag ask --json` object: question, answer,
-        abstained, citations, passages. `history` is [[question, answer], ...] of
+        abstained, citations, passages. `sources` is a list of outlet names (None: all
+        outlets); dates are YYYY-MM-DD. `history` is [[question, answer], ...] of
         earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
         RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
         question = inputs.checked(validate.question, question)

@@ -130,6 +130,12 @@ class Settings:
     login_delay: float = 2.0
     """Seconds the next attempt waits after that, doubling with each failure (at most 5 minutes)."""
 
+    trusted_proxies: str = ""
+    """Reverse proxies whose X-Forwarded-For / Forwarded headers name the client, as
+    IP addresses or networks separated by commas (`127.0.0.1`, `10.0.0.0/8`). The
+    login throttle counts by that client; from any other address the headers are
+    ignored. None by default: the connecting address is the client."""
+
     upload_cache_s: int = 3600
     """Gradio's temporary copies of uploaded files are deleted after this many seconds
     (and all of them when the server stops); ours are removed as soon as they are saved."""

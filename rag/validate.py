@@ -23,7 +23,7 @@ def question(text: object) -> str:
     """The question with its whitespace tidied; refused when it holds no word (blank,
     whitespace, punctuation only): retrieval would return arbitrary sentences."""
     if not isinstance(text, str):
-        raise BadInput("the question must be text")
+        raise BadInput(f"the question must be text (got {_shown(text)})")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # bytes that were not UTF-8 (argv, surrogateescape)
         raise BadInput("the question is not valid UTF-8 text")
     if any((ord(c) < 32 and c not in "\t\r\n") or c == "\x7f" for c in text):
@@ -47,6 +47,30 @@ def history(turns: object) -> list[tuple[str, str]]:
             raise BadInput(f"{allowed} (got {_shown(str(turn))})")
         pairs.append((turn[0], turn[1]))
     return pairs
+
+
+def sources(value: object) -> tuple[str, ...]:
+    """Outlet names, as a list of text; None or [] for every outlet. One text is
+    refused rather than taken for its characters (or guessed to be one outlet)."""
+    allowed = 'sources must be a list of outlet names, such as ["Reuters"], or null for all outlets'
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise BadInput(f"{allowed} (got {_shown(value)})")
+    for name in value:
+        if not isinstance(name, str):
+            raise BadInput(f"{allowed} (got {_shown(name)} in the list)")
+    return tuple(value)
+
+
+def flag(value: object, name: str) -> bool:
+    """A yes/no option: true or false (None: false). Text such as "no" is refused,
+    not taken for true."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadInput(f"{name} must be true or false (got {_shown(value)})")
+    return value
 
 
 def k(value: object, maximum: int) -> int:

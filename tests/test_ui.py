@@ -258,6 +258,73 @@ def test_upload_name_cannot_escape_the_corpus(page, app, tmp_path):
     (corpus / "evil.txt").unlink()
 
 
+def test_upload_names_gradio_rewrites_never_replace_a_file(page, app):
+    """Gradio stores `evil.txt `, `evil.txt.` and `ev<il>.txt` as `evil.txt`; NFD `café.txt`
+    is another name than the NFC one on disk. None of them replaces the existing file."""
+    corpus = Path(app[1].corpus_dir)
+    cafe = "caf\u00e9.txt"
+    existing = {"evil.txt": "the original evil article", cafe: "the original cafe article"}
+    for name, text in existing.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    before = {p.name for p in corpus.iterdir()}
+    sent = ["evil.txt ", "evil.txt.", "ev<il>.txt", "cafe\u0301.txt"]
+    open_tab(page, "Articles")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files(
+        [{"name": name, "mimeType": "text/plain", "buffer": f"upload {i}: {NEW_ARTICLE}".encode()} for i, name in enumerate(sent)]
+    )
+    status = page.locator("#status-line")
+    status.get_by_text("Rebuild index").wait_for()
+    try:
+        for name, text in existing.items():
+            assert (corpus / name).read_text(encoding="utf-8") == text
+        # The browser itself leaves out `evil.txt ` and `evil.txt.` (not a .txt suffix to its
+        # file-type check); the raw HTTP test below sends them.
+        added = {p.name for p in corpus.iterdir()} - before
+        assert {"ev-il.txt", "caf\u00e9-2.txt"} <= added <= {"ev-il.txt", "caf\u00e9-2.txt", "evil-2.txt", "evil-3.txt"}
+        assert f"a different file is already called {cafe}" in status.inner_text()
+    finally:
+        for name in ({p.name for p in corpus.iterdir()} - before) | set(existing):
+            (corpus / name).unlink()
+
+
+def test_upload_names_gradio_rewrites_never_replace_a_file_over_http(app):
+    """The same through Gradio's HTTP routes, as a script (or the browser's own client) sends
+    them: the file to /gradio_api/upload, then the upload event with its FileData."""
+    import httpx
+
+    url, settings = app[0], app[1]
+    corpus = Path(settings.corpus_dir)
+    (corpus / "evil.txt").write_text("the original evil article", encoding="utf-8")
+    before = {p.name for p in corpus.iterdir()}
+    event = next(d for d in httpx.get(url + "config", timeout=30).json()["dependencies"] if d["api_name"] == "ui_upload")
+    sent = ["evil.txt ", "evil.txt.", "ev<il>.txt"]
+    files = []
+    for i, name in enumerate(sent):
+        stored = httpx.post(url + "gradio_api/upload", files={"files": (name, f"upload {i}".encode())}, timeout=30).json()[0]
+        assert Path(stored).name == "evil.txt"  # Gradio's copy: the existing file's name
+        files.append({"path": stored, "orig_name": name, "meta": {"_type": "gradio.FileData"}})
+    session = "upload-names-test"
+    join = {"data": [files], "fn_index": event["id"], "session_hash": session, "event_data": None, "trigger_id": None}
+    assert httpx.post(url + "gradio_api/queue/join", json=join, timeout=30).status_code == 200
+    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=120) as stream:
+        for line in stream.iter_lines():
+            if '"process_completed"' in line:
+                message = json.loads(line.removeprefix("data: "))
+                break
+    try:
+        assert message["success"], message
+        assert (corpus / "evil.txt").read_text(encoding="utf-8") == "the original evil article"
+        added = {p.name for p in corpus.iterdir()} - before
+        assert added == {"evil-2.txt", "evil-3.txt", "ev-il.txt"}
+        assert sorted((corpus / name).read_text() for name in added) == [f"upload {i}" for i in range(3)]
+        assert message["output"]["data"][0].count("a different file is already called evil.txt") == 2
+    finally:
+        for name in ({p.name for p in corpus.iterdir()} - before) | {"evil.txt"}:
+            (corpus / name).unlink()
+
+
 def test_upload_on_a_full_disk_is_reported(page, app, monkeypatch):
     import errno
 
@@ -407,6 +474,11 @@ def test_client_ask_returns_the_json_contract(app):
         ({"question": "What\x00\x01 happened?"}, "control characters"),
         ({"question": QUESTION, "history": [["only a question"]]}, "history must be a list of"),
         ({"question": QUESTION, "history": "not a list"}, "history must be a list of"),
+        # One text is refused, not searched as the outlets "R", "e", "u", ... (a false "could not find").
+        ({"question": QUESTION, "sources": "Reuters"}, r'sources must be a list of outlet names, such as \["Reuters"\]'),
+        ({"question": QUESTION, "sources": [1, 2]}, "sources must be a list of outlet names.*got 1 in the list"),
+        ({"question": QUESTION, "llm": "no"}, 'llm must be true or false \\(got "no"\\)'),
+        ({"question": 42}, "the question must be text"),
     ],
 )
 def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
@@ -416,6 +488,35 @@ def test_api_refuses_bad_input_with_what_is_allowed(app, kwargs, words):
     client = Client(app[0], verbose=False)
     with pytest.raises(AppError, match=words):
         client.predict(**kwargs, api_name="/ask")
+
+
+def raw_ask(url: str, data: list) -> tuple[str, dict]:
+    """POST /gradio_api/call/ask as a plain HTTP client would; (event, its data)."""
+    import httpx
+
+    event_id = httpx.post(url + "gradio_api/call/ask", json={"data": data}, timeout=60).json()["event_id"]
+    reply = httpx.get(url + f"gradio_api/call/ask/{event_id}", timeout=120).text
+    event = re.search(r"^event: (\w+)$", reply, re.M).group(1)
+    body = json.loads(reply.rsplit("data: ", 1)[1])
+    return event, body
+
+
+def test_api_says_what_it_expected_to_a_plain_http_client(app, capfd):
+    url = app[0]
+    capfd.readouterr()
+    # Too few values: Gradio's own refusal reached the client as {"error": null}.
+    event, body = raw_ask(url, [QUESTION])
+    assert event == "error" and body["error"].startswith("/ask takes 7 values, in this order: question, k, sources,")
+    assert "(got 1)" in body["error"]
+    # Numbers as outlets crashed the filter (AttributeError, traceback, {"error": null}).
+    event, body = raw_ask(url, [QUESTION, 10, [1, 2], "", "", None, False])
+    assert event == "error" and "sources must be a list of outlet names" in body["error"]
+    assert "Traceback" not in capfd.readouterr().err  # a refused request is not a crash in the log
+    # A list of outlets filters as before.
+    outlet = raw_ask(url, [QUESTION, 10, None, "", "", None, False])[1][0]["citations"][0]["source"]
+    event, body = raw_ask(url, [QUESTION, 10, [outlet], "", "", None, False])
+    assert event == "complete" and body[0]["citations"]
+    assert {c["source"] for c in body[0]["citations"]} == {outlet}
 
 
 def test_serve_refuses_public_host_without_auth(app, monkeypatch, capsys):

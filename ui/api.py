@@ -40,7 +40,8 @@ class ApiHandlers:
         llm: bool = False,
     ) -> dict:
         """Answer a question. Returns the `rag ask --json` object: question, answer,
-        abstained, citations, passages. `history` is [[question, answer], ...] of
+        abstained, citations, passages. `sources` is a list of outlet names (None: all
+        outlets); dates are YYYY-MM-DD. `history` is [[question, answer], ...] of
         earlier turns, for follow-up questions. `llm=True` asks the LLM server set by
         RAG_LLM_BASE_URL (citations verified; extractive answer if it fails)."""
         question = inputs.checked(validate.question, question)
@@ -48,7 +49,8 @@ class ApiHandlers:
         filters = inputs.filters(sources, date_from, date_to)
         self.pipeline.refresh()
         turns = [Turn(q, a) for q, a in inputs.checked(validate.history, history)]
-        return self.pipeline.ask(question, history=turns, k=k, filters=filters, llm=bool(llm)).to_dict()
+        llm = inputs.checked(validate.flag, llm, "llm")
+        return self.pipeline.ask(question, history=turns, k=k, filters=filters, llm=llm).to_dict()
 
     def stats(self) -> dict:
         """Index statistics: articles, chunks, sentences, outlets, model, size, last build."""

@@ -28,11 +28,18 @@ from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store import StoreError, explain
-from ui import export, guard, openai_api
+from ui import export, guard, inputs, openai_api
 from ui.api import ApiHandlers
-from ui.articles import TABLE_HEADERS, ArticleHandlers, removal_choices, table_rows
+from ui.articles import (
+    TABLE_HEADERS,
+    ArticleHandlers,
+    keep_upload_names,
+    removal_choices,
+    table_rows,
+)
 from ui.chat import MAX_K, ChatHandlers
 from ui.control import IndexControl
+from ui.login import login_of, parse_auth
 from ui.style import CSS, HEAD, THEME
 
 TITLE = "News Q&A"
@@ -69,11 +76,15 @@ class NewsApp(gr.Blocks):
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [
             *app_kwargs.get("middleware", []),
-            Middleware(guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay),
+            Middleware(
+                guard.LoginThrottle, free=s.login_free_attempts, delay=s.login_delay, trusted_proxies=s.trusted_proxies
+            ),
             Middleware(guard.UploadGate, allowed=self.allow_changes),
         ]
         # The /v1 API and /export, on Gradio's own FastAPI app: its key is RAG_API_KEY or the login's password.
-        throttle = guard.LoginThrottle(None, free=s.login_free_attempts, delay=s.login_delay)
+        throttle = guard.LoginThrottle(
+            None, free=s.login_free_attempts, delay=s.login_delay, trusted_proxies=s.trusted_proxies
+        )
         access = openai_api.Access(openai_api.keys_of(s, kwargs.get("auth")), throttle)
         app_kwargs["routes"] = [
             *app_kwargs.get("routes", []),
@@ -86,7 +97,17 @@ class NewsApp(gr.Blocks):
         kwargs.setdefault("head", HEAD)
         kwargs.setdefault("max_file_size", s.max_file_bytes)
         kwargs.setdefault("footer_links", ["api", "gradio"])
-        return super().launch(*args, **kwargs)
+        # uvicorn, which Gradio starts, takes the client's address from X-Forwarded-For
+        # when the connection comes from FORWARDED_ALLOW_IPS (127.0.0.1 unless set): any
+        # local program, or a local proxy passing the header on, could pick its address
+        # and escape the login throttle. It is read when the server starts: trust exactly
+        # the configured proxies, none by default.
+        with guard.environ(FORWARDED_ALLOW_IPS=guard.forwarded_allow_ips(s.trusted_proxies)):
+            return super().launch(*args, **kwargs)
+
+    def validate_inputs(self, block_fn, inputs_given):  # type: ignore[override]
+        inputs.enough_values(block_fn, inputs_given)  # a message the API client sees, not {"error": null}
+        super().validate_inputs(block_fn, inputs_given)
 
 
 def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_changes: bool = True) -> gr.Blocks:
@@ -203,6 +224,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
                                 elem_id="upload",
                                 interactive=allow_changes,
                             )
+                            keep_upload_names(upload_files)  # the names as sent, not as Gradio stored them
                             rebuild_btn = gr.Button(
                                 "Rebuild index", variant="primary", elem_id="rebuild", interactive=allow_changes
                             )
@@ -275,32 +297,6 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def login_of(settings: Settings) -> tuple[str, str] | None:
-    """(user, password) from `settings.auth_file` (its first line), else `settings.auth`;
-    None when neither is set. Raises ValueError with a message when unusable."""
-    if settings.auth_file is None:
-        return parse_auth(settings.auth)
-    path = Path(settings.auth_file)
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the auth file {path}: {err}") from None
-    if not lines:
-        raise ValueError(f"the auth file {path} is empty; write user:password on its first line")
-    if path.stat().st_mode & 0o077:
-        print(f"rag serve: note: {path} can be read by other users; `chmod 600 {path}`", file=sys.stderr)
-    return parse_auth(lines[0])
-
-
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("auth must be written user:password")
-    return user, password
-
-
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -312,7 +308,8 @@ def serve(
     password (RAG_AUTH, --auth-file, or `auth`) is required, unless `insecure` (then
     uploads, removals and rebuilds are turned off)."""
     try:
-        credentials = parse_auth(auth) if auth else login_of(settings)
+        credentials = parse_auth(auth, "--auth") if auth else login_of(settings)
+        guard.trusted_networks(settings.trusted_proxies)
     except ValueError as err:
         print(f"rag serve: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import ListFiles
 
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -36,6 +37,27 @@ def table_rows(articles: list[dict]) -> list[list[Any]]:
 def removal_choices(articles: list[dict]) -> list[tuple[str, str]]:
     """(label, article id) for the removal picker; the file tells same-titled articles apart."""
     return [(f"{a['title'] or a['path']} — {a['path']}", a["id"]) for a in articles]
+
+
+def keep_upload_names(box: gr.File) -> gr.File:
+    """Makes the values of `box` (type="filepath") `files.Uploaded` paths, which keep
+    the names their files were uploaded as (FileData.orig_name): gr.File's own value,
+    the path of Gradio's copy, carries a rewritten name. The instance's preprocess is
+    wrapped, rather than gr.File subclassed, because Gradio writes a .pyi stub of the
+    whole module next to any module that defines a component class."""
+    plain = box.preprocess
+
+    def preprocess(payload):
+        paths = plain(payload)
+        if paths is None:
+            return None
+        sent = list(payload.root) if isinstance(payload, ListFiles) else [payload]
+        if isinstance(paths, str):
+            return files.Uploaded(paths, sent[0].orig_name)
+        return [files.Uploaded(path, data.orig_name) for path, data in zip(paths, sent, strict=True)]
+
+    box.preprocess = preprocess
+    return box
 
 
 def _hidden_checkbox() -> dict:
@@ -71,14 +93,14 @@ class ArticleHandlers:
             gr.update(choices=self.control.outlets()),
         )
 
-    def upload(self, paths: list[str] | None) -> tuple[Any, None]:
+    def upload(self, paths: list[files.Uploaded] | list[str] | None) -> tuple[Any, None]:
         """Save uploaded files into the corpus folder; (status, cleared upload box)."""
         self.control.check_allowed()
         if not paths:
             return gr.skip(), None
         lines = []
         for path in paths:
-            original = Path(path).name
+            original = path.original_name if isinstance(path, files.Uploaded) else Path(path).name
             try:
                 saved = files.save_upload(path, original, self.settings.corpus_dir, self.settings.max_file_bytes)
             except files.UploadRefused as err:

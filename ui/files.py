@@ -9,9 +9,12 @@ to lie directly inside the corpus folder before anything is written or deleted.
 
 An upload replaces a file only when it carries exactly that file's name (a
 corrected article updates it). A name that had to be changed, or that differs
-from an existing file's only in case or Unicode form (`x.TXT` and `x.txt`), is
-saved under a new name (`x-2.txt`) and the message says so: a different file is
-never replaced.
+from an existing file's only in case or Unicode form (`x.TXT` and `x.txt`, NFD and
+NFC `café.txt`), is saved under a new name (`x-2.txt`) and the message says so: a
+different file is never replaced. The name compared is the one the browser sent
+(`Uploaded.uploaded_as`), not the name Gradio stored its copy under: Gradio drops
+trailing dots and spaces and the characters `<>:"|?*`, so `evil.txt.`, `evil.txt `
+and `ev<il>.txt` all reach us as `evil.txt`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def safe_name(name: str) -> str:
     base = "".join(_safe_char(c) for c in base)
     base = re.sub(r" {2,}", " ", base)
     base = re.sub(r"-{2,}", "-", base)
-    base = re.sub(r"\.{2,}", ".", base).strip()
+    # Trailing dots and spaces go, as Windows and Gradio drop them: `evil.txt.` is a .txt file.
+    base = re.sub(r"\.{2,}", ".", base).strip().rstrip(". ")
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
@@ -81,6 +85,23 @@ def inside(folder: Path, candidate: Path) -> Path:
     if target == root or root not in target.parents:
         raise UploadRefused(f"refusing a path outside the corpus folder: {candidate}")
     return target
+
+
+class Uploaded(str):
+    """The path of Gradio's copy of an uploaded file, with the name the browser sent
+    for it (FileData.orig_name; None when the client sent none)."""
+
+    uploaded_as: str | None
+
+    def __new__(cls, path: str, uploaded_as: str | None = None) -> Uploaded:
+        value = super().__new__(cls, path)
+        value.uploaded_as = uploaded_as
+        return value
+
+    @property
+    def original_name(self) -> str:
+        """The name to save it under: as sent, else the name of Gradio's copy."""
+        return self.uploaded_as or Path(self).name
 
 
 @dataclass
@@ -110,7 +131,8 @@ def save_upload(source: Path | str, original_name: str, corpus_dir: Path, max_by
     a file only of exactly its own name; otherwise it gets a free name (see above)."""
     source = Path(source)
     name = safe_name(original_name)
-    asked = unicodedata.normalize("NFC", re.split(r"[\\/]", original_name or "")[-1])
+    # Exactly as sent (not normalised): only a name identical to a file's replaces it.
+    asked = re.split(r"[\\/]", original_name or "")[-1]
     size = source.stat().st_size
     if size > max_bytes:  # the build's own limit (Settings.max_file_bytes)
         raise UploadRefused(f"{name} is too large ({size / 1e6:.1f} MB; limit {max_bytes / 1e6:g} MB)")

@@ -32,6 +32,7 @@ from rag.answer import Answer, Turn
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
 from rag.settings import DEFAULT_K, Settings
+from ui import guard
 
 EXTRACTIVE_MODEL = "rag-news"
 """Model id of the extractive answers (verbatim cited sentences)."""
@@ -92,21 +93,23 @@ class Access:
         caller is already known (e.g. logged in to the UI), a key is not needed."""
         if not self.keys or also_ok:
             return
-        client = request.client.host if request.client else "unknown"
-        wait = self.throttle.wait(client)
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise ApiError(401, "An API key is required: send the header 'Authorization: Bearer <key>' (RAG_API_KEY).",
+                           code="invalid_api_key")
+        # Counted like a login (one locked check-and-count), under a key of its own.
+        keys = (f"api {guard.client_key(self.throttle.client(request.scope))}",)
+        wait = self.throttle.admit(keys)
         if wait > 0:
             seconds = math.ceil(wait)
             raise ApiError(
                 429, f"Too many wrong API keys from this address: try again in {seconds} s.",
                 type="rate_limit_error", code="rate_limit_exceeded", retry_after=seconds,
             )
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise ApiError(401, "An API key is required: send the header 'Authorization: Bearer <key>' (RAG_API_KEY).",
-                           code="invalid_api_key")
         ok = any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in self.keys)
-        self.throttle.record(client, ok=ok)
-        if not ok:
+        if ok:
+            self.throttle.forgive(keys)
+        else:
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
     @staticmethod

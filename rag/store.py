@@ -219,8 +219,9 @@ class IndexStore:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             if create:
-                self.db.executescript(SCHEMA)
-                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                # The id and the tables in one transaction: a database with our tables
+                # always carries our id, even if this process is killed right here.
+                self.db.executescript(f"BEGIN; PRAGMA application_id={APPLICATION_ID}; {SCHEMA} COMMIT;")
             if snapshot:
                 self.db.execute("BEGIN")
                 self.db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read starts the snapshot
@@ -238,17 +239,36 @@ class IndexStore:
         """Damaged derived files found while loading (they were rebuilt in memory)."""
 
     def _check_ours(self, path: Path) -> None:
-        """Raise NotAnIndex unless the database is empty or an index of ours."""
-        if self.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        """Raise NotAnIndex unless the database is empty or provably an index of ours:
+        it carries our application id (every index created or built since the id
+        was introduced, format 1 onwards), or, written before that, it holds only
+        our tables and a `meta` row `manifest` naming a format version and a model
+        (such an index is then asked to be rebuilt with `--full`, which adds the
+        id). Anything else, a subset of our table names included, is another
+        program's and is never written to nor deleted."""
+        application_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        if application_id == APPLICATION_ID:
             return
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        # An index written before the application id was recorded has only our tables.
-        if tables <= TABLES and self.db.execute("PRAGMA application_id").fetchone()[0] == 0:
+        if application_id == 0 and (not tables or (tables <= TABLES and self._legacy_manifest(tables))):
             return
         raise NotAnIndex(
-            f"{path} is not a rag-news index (it holds tables {', '.join(sorted(tables)) or 'none'}); "
-            "it was left untouched. Give --index an empty folder or an index folder."
+            f"{path} is not a rag-news index (it holds tables {', '.join(sorted(tables)) or 'none'}"
+            f"{f', application id {application_id}' if application_id else ''}); it was left untouched. "
+            "Give --index an empty folder or an index folder."
         )
+
+    def _legacy_manifest(self, tables: set[str]) -> bool:
+        """True when a database without our application id has the manifest row every
+        build of ours wrote first (an index made before the id was recorded)."""
+        if "meta" not in tables:
+            return False
+        try:
+            rows = self.db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchall()
+            manifest = json.loads(rows[0][0]) if rows else None
+        except (sqlite3.Error, ValueError, TypeError):
+            return False
+        return isinstance(manifest, dict) and "format_version" in manifest and "model" in manifest
 
     def quick_check(self, whole: bool = True) -> str | None:
         """None when SQLite finds the database sound, else what it found. Not
@@ -722,6 +742,24 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def proven_ours(index_dir: Path) -> bool:
+    """Whether a database too damaged to open may be deleted by `rag build --full`:
+    its header still carries our application id, or the folder holds the
+    manifest.json our builds write. Without either it may be another program's."""
+    try:
+        with open(Path(index_dir) / DATABASE, "rb") as handle:
+            header = handle.read(100)
+        if len(header) == 100 and header.startswith(b"SQLite format 3\0") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+            return True
+    except OSError:
+        pass
+    try:
+        manifest = json.loads((Path(index_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and "model" in manifest
 
 
 def on_read_only_media(folder: Path) -> bool:

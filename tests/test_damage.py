@@ -89,6 +89,10 @@ def other_program(folder: Path, schema: str) -> Path:
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); CREATE TABLE orders (id INTEGER);"
         "INSERT INTO meta VALUES ('owner', 'billing');",
         "PRAGMA application_id = 1234; CREATE TABLE articles (id TEXT);",
+        # Every table name one of ours, no manifest row: taken for an old index before.
+        "CREATE TABLE files (path TEXT, owner TEXT); CREATE TABLE articles (id TEXT, body TEXT);"
+        "INSERT INTO files VALUES ('/etc/x', 'ann'); INSERT INTO articles VALUES ('a1', 'their text');",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('manifest', 'theirs');",
     ],
 )
 def test_another_programs_database_is_refused_and_left_untouched(tmp_path, fresh, schema):
@@ -101,6 +105,36 @@ def test_another_programs_database_is_refused_and_left_untouched(tmp_path, fresh
     said(rag("build", "--full", "--index", folder, "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "not a rag-news index")
     assert digest(database) == before
     assert sorted(p.name for p in database.parent.iterdir() if p.name != "build.lock") == [DATABASE]
+
+
+def test_a_file_that_is_not_sqlite_is_deleted_only_when_it_is_provably_ours(tmp_path, fresh):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / DATABASE).write_bytes(b"their notes, not SQLite\n" * 100)
+    before = digest(theirs / DATABASE)
+    said(rag("build", "--full", "--index", str(theirs), "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "left untouched")
+    assert digest(theirs / DATABASE) == before
+    # The same bytes beside the manifest.json our builds write: our index, damaged; rebuilt.
+    garbage = fresh.index_dir / DATABASE
+    garbage.write_bytes(b"their notes, not SQLite\n" * 100)
+    said(rag("build", "--full", "--index", str(fresh.index_dir), "--corpus", str(fresh.corpus_dir), "--quiet"), 0)
+    assert IndexStore(fresh.index_dir).article_count() == 2
+
+
+def test_an_index_written_before_the_application_id_is_recognised(tmp_path, fresh):
+    from rag.store import SCHEMA
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / DATABASE)
+    db.executescript(SCHEMA)  # no application id, as format 1 wrote them
+    db.execute("INSERT INTO meta VALUES ('manifest', ?)", ('{"format_version": 1, "model": "m", "dimension": 384, "chunking": {}}',))
+    db.commit()
+    db.close()
+    said(rag("build", "--index", str(old), "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "rag build --full")
+    said(rag("build", "--full", "--index", str(old), "--corpus", str(fresh.corpus_dir), "--quiet"), 0)
+    store = IndexStore(old)
+    assert store.article_count() == 2 and store.db.execute("PRAGMA application_id").fetchone()[0] != 0
 
 
 def test_index_that_is_a_file_is_refused(tmp_path, fresh):

@@ -397,6 +397,7 @@ def compact(index_dir: Path) -> tuple[int, int]:
             removed = store.counts()["tombstones"]
             before = store.compact()
             store.remove_unowned()
+            store.checkpoint()  # a copy of rag.sqlite must not name the segments just removed
             return before, removed
         finally:
             store.close()

@@ -224,7 +224,7 @@ def test_damaged_derived_files_through_the_cli(fresh):
     assert "health:     ok" in stats.stdout and stats.stderr == ""
 
 
-def test_stats_check_reads_every_byte(fresh):
+def test_stats_check_reads_every_byte_and_build_repairs_what_it_found(fresh, embedder):
     # Same size, and the modification time put back: only reading the file shows
     # it (bit rot, or a copy that kept the times). Opening and plain `rag stats`
     # trust size and time, so that they do not read a large index whole.
@@ -234,7 +234,15 @@ def test_stats_check_reads_every_byte(fresh):
     os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
     index = str(fresh.index_dir)
     assert "health:     ok" in rag("stats", "--index", index).stdout
-    said(rag("stats", "--index", index, "--check"), 0, "is damaged", "checksum differs")
+    said(rag("stats", "--index", index, "--check"), 0, "is damaged", "checksum differs", "`rag build` rewrites it")
+    # What --check found is recorded: readers no longer use the file, and the
+    # build it advises rewrites it (a quick look alone would still trust it).
+    assert "health:     ok" not in rag("stats", "--index", index).stdout
+    assert any(path.name in problem for problem in cites(fresh, embedder).store.problems)
+    report = Builder(fresh, embedder=embedder)()
+    assert report.repaired == [path.name.removesuffix(".faiss")]
+    assert "health:     ok" in rag("stats", "--index", index, "--check").stdout
+    assert not cites(fresh, embedder).store.problems
 
 
 # ---------------------------------------------------------------------- the database

@@ -176,7 +176,7 @@ def test_index_built_with_another_backend_is_read_with_it(tmp_path):
 
 
 def test_refresh_from_many_threads_loads_once(index):
-    pipeline = Pipeline(index)
+    pipeline = Pipeline(index, watch=False)  # its own watcher would be one more thread refreshing
     (index.corpus_dir / "harbour.txt").write_text(article_text("harbour"))
     Builder(index, embedder=pipeline.embedder)()
     results = []

@@ -73,7 +73,7 @@ class _Posting:
     def values(self, selection=slice(None)) -> np.ndarray:
         """Index-wide scores of the postings `selection` picks."""
         stored = self.scores[selection]
-        if self.lengths is None:
+        if self.lengths is None or self.own == self.wide:  # (the latter: one segment, nothing removed)
             return stored * self.factor
         # Gathered for the selected postings only: MaxScore looks most words up for a few chunks.
         return rescore(stored, self.lengths[self.chunks[selection]], self.own, self.wide, self.k1, self.b)
@@ -104,9 +104,11 @@ def rescore(stored: np.ndarray, lengths: np.ndarray, own: tuple[float, float], w
     computed with the segment's (idf, average length) `own`, as they are with `wide`."""
     own_idf, own_average = own
     wide_idf, wide_average = wide
-    tf_part = stored.astype(np.float64) / own_idf
-    tf = np.rint(tf_part * k1 * (1 - b + b * lengths / own_average) / (1 - tf_part))  # solved for tf: a whole number
-    return (wide_idf * tf / (tf + k1 * (1 - b + b * lengths / wide_average))).astype(np.float32)
+    lengths = lengths.astype(np.float32)
+    tf_part = stored / np.float32(own_idf)
+    # Solved for tf, a whole number (float32 keeps it to ~1e-4 for any tf a chunk has).
+    tf = np.rint(tf_part * (np.float32(k1 * (1 - b)) + np.float32(k1 * b / own_average) * lengths) / (1 - tf_part))
+    return np.float32(wide_idf) * tf / (tf + np.float32(k1 * (1 - b)) + np.float32(k1 * b / wide_average) * lengths)
 
 
 def _tokenize(texts: list[str], stemmer) -> bm25s.tokenization.Tokenized:
@@ -171,7 +173,8 @@ class LexicalIndex:
     @property
     def average_length(self) -> float:
         """The average chunk length bm25s scored this segment with."""
-        return float(self.lengths.mean()) if self.lengths is not None and len(self.lengths) else 1.0
+        # Summed as `SegmentSet` sums them: the same figure, to the last bit, for one segment.
+        return int(self.lengths.sum()) / len(self.lengths) if self.lengths is not None and len(self.lengths) else 1.0
 
     def document_frequencies(self, terms: list[str], live: np.ndarray | None = None) -> np.ndarray:
         """In how many of this segment's chunks (only `live` positions, a mask in

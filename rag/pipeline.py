@@ -56,6 +56,8 @@ class IndexView:
     """Answers reading it now."""
     retired: bool = False
     """A newer build is loaded: the snapshot ends when its last answer does."""
+    renewed: bool = False
+    """Its transaction was begun again after the build's checkpoint (`renew`)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
@@ -70,6 +72,17 @@ class IndexView:
                 done = self.retired and self.users == 0
             if done:
                 self.store.release()
+
+    def renew(self) -> None:
+        """Once the build it shows is checkpointed (manifest.json is written after),
+        begin its transaction again on the same state while no answer reads it:
+        the old one, begun before the checkpoint, kept the write-ahead log in use,
+        so each build made it longer."""
+        if self.renewed or self.retired or self.users or self.store.recorded_build() != self.built_at:
+            return
+        with self.lock:  # answers wait the moment it takes
+            if not (self.users or self.retired):
+                self.renewed = self.store.renew()
 
     def retire(self) -> None:
         """End the snapshot now if no answer reads it, else when the last one ends."""
@@ -198,6 +211,7 @@ def _watch(pipeline: weakref.ref, stop: threading.Event) -> None:
             return
         try:
             current.refresh(force=True)
+            current.view.renew()
         except Exception as err:  # the index replaced or damaged meanwhile: the next question says so
             log.debug("watching %s: %s", current.settings.index_dir, err)
         del current

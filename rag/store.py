@@ -343,14 +343,23 @@ class IndexStore:
             )
         return complete
 
+    def recorded_build(self) -> str | None:
+        """`last_build` as manifest.json records it: written once the build's
+        checkpoint is done (None if unreadable or not recorded)."""
+        try:
+            recorded = json.loads((self.dir / MANIFEST).read_text()).get("last_build")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return recorded if isinstance(recorded, str) else None
+
     def stale(self) -> str | None:
         """What is wrong when this database is older than the last build recorded
         beside it (manifest.json is rewritten after each build's checkpoint): a copy
         of `rag.sqlite` taken without its log before the checkpoint completed, or a
         reader that could not read the log. None when it is current."""
         try:
-            recorded = float(json.loads((self.dir / MANIFEST).read_text())["last_build"])
-        except (OSError, ValueError, KeyError, TypeError):
+            recorded = float(self.recorded_build())
+        except (ValueError, TypeError):
             return None  # no record (an index built before it was written): nothing to compare
         own = self.meta("last_build")
         if own is not None and float(own) >= recorded - 1e-3:
@@ -404,6 +413,39 @@ class IndexStore:
 
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
+        # Counts committed write transactions: a reader can tell its snapshot is still
+        # the newest state (`renew`), which `last_build` cannot tell during a build.
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('changes', '1')"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def renew(self) -> bool:
+        """Begin the snapshot's read transaction again, on the same state, if nothing
+        was committed since it began; True if it was. Once a build's checkpoint
+        has copied the log into the database file, the renewed snapshot reads the
+        file alone, so the next build can reuse the log from its start instead of
+        growing it. The caller makes sure no one reads through this store meanwhile."""
+        if self.read_only:
+            return False
+        probe = sqlite3.connect(self.dir / DATABASE, isolation_level=None, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")  # no commit can come in between (or a build is writing: later)
+            with self._lock:
+                if probe.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone() != self._changes():
+                    return False
+                self.db.execute("COMMIT")
+                self.db.execute("BEGIN")
+                self.db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            probe.close()
+
+    def _changes(self) -> tuple | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
+        return tuple(row) if row is not None else None
 
     def commit(self) -> None:
         self.db.execute("COMMIT")

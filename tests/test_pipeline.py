@@ -4,6 +4,7 @@ comes from one complete index state, also while a build runs."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +142,16 @@ def test_an_idle_pipeline_lets_a_build_checkpoint_and_an_answer_under_way_keeps_
     (index.corpus_dir / "harbour.txt").write_text(article_text("harbour"))
     assert Builder(index, embedder=embedder)().added == 1
     assert checkpoints == [True]
+    # Once checkpointed, the idle snapshot is begun again on the same state, reading
+    # the database file alone: no reader holds the log, which the next build reuses
+    # from its start instead of growing it.
+    deadline = time.monotonic() + 60
+    while not pipeline.view.renewed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    probe = sqlite3.connect(index.index_dir / "rag.sqlite", timeout=0)
+    assert probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # 0: not busy
+    probe.close()
+    assert (index.index_dir / "rag.sqlite-wal").stat().st_size == 0
     (index.corpus_dir / "harbour.txt").unlink()  # back to the state `before` saw
     Builder(index, embedder=embedder)()
     pipeline.refresh(force=True)

@@ -17,6 +17,7 @@ import logging
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from rag.store import DATABASE, IndexStore, StoreError
@@ -38,8 +39,9 @@ class ReplicaReport:
     """Segments whose source files were damaged, written anew in the copy."""
 
     def summary(self) -> str:
+        built = datetime.fromtimestamp(float(self.built_at)).isoformat(timespec="seconds") if self.built_at else "(none)"
         return (
-            f"exported the index as of its build of {self.built_at} to {self.target}/: "
+            f"exported the index as of its build of {built} to {self.target}/: "
             f"{self.segments} segment(s), {self.bytes / 1e6:.1f} MB"
             + (f"; rewrote damaged {', '.join(self.repaired)}" if self.repaired else "")
         )

@@ -30,7 +30,7 @@ def every_chunk(segments, terms: list[str], weights: np.ndarray, depth: int) -> 
     """The best `depth` by scoring every chunk of every segment."""
     ids, scores = [], []
     for segment, live in zip(segments.segments, segments._live):
-        all_scores = segment.lexical.scores(terms, weights)
+        all_scores = segment.lexical.scores(terms, weights, segments.average_length)
         keep = all_scores > 0 if live is None else (all_scores > 0) & live
         ids.append(segment.lexical.ids[keep])
         scores.append(all_scores[keep])
@@ -66,7 +66,7 @@ def main() -> int:
         pruned = time.perf_counter() - started
         started = time.perf_counter()  # the same work on the question's words, then every chunk
         terms = query_terms(question)
-        weights = idf(sum(s.lexical.document_frequencies(terms) for s in segments.segments), chunks)
+        weights = idf(np.array([segments._frequency(t) for t in terms]), segments.live_chunks)
         expected_ids, expected_scores = every_chunk(segments, terms, weights, args.depth)
         exhaustive = time.perf_counter() - started
         times["pruned"].append(pruned)

@@ -27,7 +27,7 @@ from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
 from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
-from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for
+from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for, proven_ours
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +397,7 @@ def compact(index_dir: Path) -> tuple[int, int]:
             removed = store.counts()["tombstones"]
             before = store.compact()
             store.remove_unowned()
+            store.checkpoint()  # a copy of rag.sqlite must not name the segments just removed
             return before, removed
         finally:
             store.close()
@@ -421,6 +422,12 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
             raise IndexDamaged(f"the index database {index_dir / DATABASE} is damaged ({damage}). {REBUILD_HINT}")
         store = None
     if store is None:
+        if not proven_ours(index_dir):
+            raise NotAnIndex(
+                f"{index_dir / DATABASE} cannot be read as an SQLite database and nothing shows it is a rag-news "
+                "index (no application id in its header, no manifest.json of ours beside it); it was left "
+                "untouched. Move it away, or give --index another folder."
+            )
         for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal"):
             (index_dir / name).unlink(missing_ok=True)
         for derived in index_dir.glob("seg-*"):  # they were the old database's

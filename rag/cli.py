@@ -1,4 +1,4 @@
-"""The `rag` command: build, compact, ask, eval, serve, stats."""
+"""The `rag` command: build, compact, ask, eval, serve, stats, export-replica."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     compact = commands.add_parser("compact", help="merge the index's segments into one, dropping removed chunks")
     _index_arg(compact)
     compact.set_defaults(run=cmd_compact)
+
+    replica = commands.add_parser(
+        "export-replica", help="copy the index, complete, to a new folder (another machine, read-only media)"
+    )
+    _index_arg(replica)
+    replica.add_argument("target", type=Path, help="the new folder (must not exist, or be empty)")
+    replica.set_defaults(run=cmd_export_replica)
 
     stats = commands.add_parser("stats", help="show what the index holds")
     _index_arg(stats)
@@ -316,6 +323,13 @@ def cmd_compact(args: argparse.Namespace) -> int:
         print(f"rag: {err}", file=sys.stderr)
         return EXIT_BUSY
     print(f"merged {before} segment(s) into {min(before, 1)}; dropped {dropped} removed chunk(s)")
+    return 0
+
+
+def cmd_export_replica(args: argparse.Namespace) -> int:
+    from rag.replica import export_replica
+
+    print(export_replica(settings_from(args).index_dir, args.target).summary())
     return 0
 
 

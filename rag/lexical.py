@@ -1,10 +1,12 @@
 """BM25 over the chunks of one index segment (bm25s), scored with the index-wide
-word statistics so that segments of any size rank alike."""
+statistics (document frequencies, number and average length of the live chunks)
+so that a chunk scores the same whatever segment holds it and whatever was
+removed: an index built in several steps ranks as one built at once."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import bm25s
@@ -12,6 +14,9 @@ import numpy as np
 import Stemmer
 
 IDS_FILE = "chunk_ids.json"
+LENGTHS_FILE = "chunk_lengths.npy"
+"""Each chunk's length in words as BM25 counts them (segments written before it
+existed keep their own average length: `_Posting`)."""
 ROUNDING = 1 + 1e-4
 """Margin on score bounds for float32 rounding in sums of word scores."""
 PRUNE_MIN_CHUNKS = 20_000
@@ -41,18 +46,41 @@ def _top_cut(values: np.ndarray, count: int) -> float:
 
 @dataclass(frozen=True)
 class _Posting:
-    """One question word's chunks (positions in the segment, ascending) and their
-    stored scores, the factor that makes those index-wide, and the highest
-    index-wide score it gives any chunk."""
+    """One question word's chunks (positions in the segment, ascending) with their
+    stored bm25s scores, and what turns those into index-wide scores.
+
+    bm25s stores idf x tf-part per (chunk, word), both from the segment's own
+    statistics. With the chunk's length known, the term frequency comes back
+    exactly (an integer) and the score is computed anew with the index-wide idf
+    and average length; without lengths (an older segment), only the idf is
+    replaced (`factor`)."""
 
     chunks: np.ndarray
     scores: np.ndarray
     factor: np.float32
+    """Index-wide idf / segment idf."""
     upper: float
+    """The highest index-wide score it gives any chunk."""
+    lengths: np.ndarray | None = None
+    """The segment's chunk lengths, by position (None: an older segment, `factor` only)."""
+    own: tuple[float, float] = (1.0, 1.0)
+    """The segment's idf of the word and its average chunk length."""
+    wide: tuple[float, float] = (1.0, 1.0)
+    """The index-wide idf of the word and average chunk length."""
+    k1: float = 1.5
+    b: float = 0.75
+
+    def values(self, selection=slice(None)) -> np.ndarray:
+        """Index-wide scores of the postings `selection` picks."""
+        stored = self.scores[selection]
+        if self.lengths is None or self.own == self.wide:  # (the latter: one segment, nothing removed)
+            return stored * self.factor
+        # Gathered for the selected postings only: MaxScore looks most words up for a few chunks.
+        return rescore(stored, self.lengths[self.chunks[selection]], self.own, self.wide, self.k1, self.b)
 
     def add_to(self, scores: np.ndarray) -> None:
         """Add its scores to the scores of all chunks (one per position)."""
-        np.add.at(scores, self.chunks, self.scores * self.factor)
+        np.add.at(scores, self.chunks, self.values())
 
     def lookup(self, positions: np.ndarray) -> np.ndarray:
         """Its index-wide score for each of `positions` (ascending; 0 where absent),
@@ -63,12 +91,24 @@ class _Posting:
         if len(self.chunks) < len(positions):
             at = np.minimum(np.searchsorted(positions, self.chunks), len(positions) - 1)
             found = positions[at] == self.chunks
-            out[at[found]] = self.scores[found] * self.factor
+            out[at[found]] = self.values(found)
         else:
             at = np.minimum(np.searchsorted(self.chunks, positions), len(self.chunks) - 1)
             found = self.chunks[at] == positions
-            out[found] = self.scores[at[found]] * self.factor
+            out[found] = self.values(at[found])
         return out
+
+
+def rescore(stored: np.ndarray, lengths: np.ndarray, own: tuple[float, float], wide: tuple[float, float], k1: float, b: float) -> np.ndarray:
+    """bm25s scores (its Lucene BM25: idf x tf / (tf + k1 (1 - b + b length / average)))
+    computed with the segment's (idf, average length) `own`, as they are with `wide`."""
+    own_idf, own_average = own
+    wide_idf, wide_average = wide
+    lengths = lengths.astype(np.float32)
+    tf_part = stored / np.float32(own_idf)
+    # Solved for tf, a whole number (float32 keeps it to ~1e-4 for any tf a chunk has).
+    tf = np.rint(tf_part * (np.float32(k1 * (1 - b)) + np.float32(k1 * b / own_average) * lengths) / (1 - tf_part))
+    return np.float32(wide_idf) * tf / (tf + np.float32(k1 * (1 - b)) + np.float32(k1 * b / wide_average) * lengths)
 
 
 def _tokenize(texts: list[str], stemmer) -> bm25s.tokenization.Tokenized:
@@ -92,24 +132,31 @@ def idf(document_frequency: np.ndarray, documents: int) -> np.ndarray:
 class LexicalIndex:
     """`LexicalIndex.build(ids, texts)`, then `search(query, k)` -> [(chunk_id, score)]."""
 
-    def __init__(self, model: bm25s.BM25, ids: list[int]):
+    def __init__(self, model: bm25s.BM25, ids: list[int], lengths: np.ndarray | None = None):
         self.model = model
         self.ids = np.asarray(ids, dtype=np.int64)
+        self.lengths = lengths
+        """Each chunk's length in words (None in segments written before they were kept)."""
         self._stemmer = Stemmer.Stemmer("english")
-        self._highest: dict[str, float] = {}
-        """Each word's highest stored score (MaxScore's bound), as first asked."""
+        self._highest: dict[tuple, float] = {}
+        """Each word's highest index-wide score (MaxScore's bound), as first asked."""
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> LexicalIndex:
         model = bm25s.BM25()
+        lengths = np.zeros(0, dtype=np.int32)
         if texts:
-            model.index(_tokenize(texts, Stemmer.Stemmer("english")), show_progress=False)
-        return cls(model, ids)
+            tokens = _tokenize(texts, Stemmer.Stemmer("english"))
+            lengths = np.array([len(words) for words in tokens.ids], dtype=np.int32)  # as bm25s counts them
+            model.index(tokens, show_progress=False)
+        return cls(model, ids, lengths)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if len(self.ids):
             self.model.save(str(folder), show_progress=False)
+        if self.lengths is not None:
+            np.save(folder / LENGTHS_FILE, self.lengths)
         (folder / IDS_FILE).write_text(json.dumps(self.ids.tolist()))
 
     @classmethod
@@ -118,19 +165,37 @@ class LexicalIndex:
         # Memory-mapped: the OS pages in the postings of the words asked about, so
         # a large segment's BM25 need not fit in RAM.
         model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if ids else bm25s.BM25()
-        return cls(model, ids)
+        lengths = np.load(folder / LENGTHS_FILE) if (folder / LENGTHS_FILE).exists() else None
+        if lengths is not None and len(lengths) != len(ids):
+            raise ValueError(f"{len(lengths)} chunk lengths for {len(ids)} chunks")
+        return cls(model, ids, lengths)
 
-    def document_frequencies(self, terms: list[str]) -> np.ndarray:
-        """In how many of this segment's chunks each term occurs."""
+    @property
+    def average_length(self) -> float:
+        """The average chunk length bm25s scored this segment with."""
+        # Summed as `SegmentSet` sums them: the same figure, to the last bit, for one segment.
+        return int(self.lengths.sum()) / len(self.lengths) if self.lengths is not None and len(self.lengths) else 1.0
+
+    def document_frequencies(self, terms: list[str], live: np.ndarray | None = None) -> np.ndarray:
+        """In how many of this segment's chunks (only `live` positions, a mask in
+        `ids` order, when given) each term occurs."""
         if not len(self.ids):
             return np.zeros(len(terms))
-        indptr, vocab = self.model.scores["indptr"], self.model.vocab_dict
-        return np.array([indptr[vocab[t] + 1] - indptr[vocab[t]] if t in vocab else 0 for t in terms], dtype=np.float64)
+        indptr, indices, vocab = self.model.scores["indptr"], self.model.scores["indices"], self.model.vocab_dict
+        counts = []
+        for term in terms:
+            if term not in vocab:
+                counts.append(0)
+            elif live is None:
+                counts.append(indptr[vocab[term] + 1] - indptr[vocab[term]])
+            else:
+                counts.append(int(np.count_nonzero(live[np.asarray(indices[indptr[vocab[term]] : indptr[vocab[term] + 1]])])))
+        return np.array(counts, dtype=np.float64)
 
-    def scores(self, terms: list[str], weights: np.ndarray) -> np.ndarray:
-        """BM25 score of every chunk of the segment, each term's idf replaced by
-        `weights` (the index-wide idf: bm25s stored idf x term frequency part)."""
-        return self._sum(self._postings(terms, weights))
+    def scores(self, terms: list[str], weights: np.ndarray, average_length: float | None = None) -> np.ndarray:
+        """BM25 score of every chunk of the segment with the index-wide idf of each
+        term (`weights`) and average chunk length (default: the segment's own)."""
+        return self._sum(self._postings(terms, weights, average_length))
 
     def _sum(self, postings: list[_Posting]) -> np.ndarray:
         out = np.zeros(len(self.ids), dtype=np.float32)
@@ -139,7 +204,13 @@ class LexicalIndex:
         return out
 
     def best(
-        self, terms: list[str], weights: np.ndarray, depth: int, live: np.ndarray | None = None, allowed: np.ndarray | None = None
+        self,
+        terms: list[str],
+        weights: np.ndarray,
+        depth: int,
+        live: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+        average_length: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `depth` best chunks (ids, scores; best first, ties by id) by the
         scores of `scores`, among `live` positions (a mask in `ids` order) and
@@ -151,7 +222,7 @@ class LexicalIndex:
         the rarer ones to it: those are looked up only for the chunks that the
         rarer words bring close enough. Questions are mostly common words, and a
         common word's posting list grows with the index."""
-        postings = self._postings(terms, weights)
+        postings = self._postings(terms, weights, average_length)
         if not postings:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if len(self.ids) < PRUNE_MIN_CHUNKS:
@@ -208,7 +279,7 @@ class LexicalIndex:
                     alive = np.zeros(len(self.ids), dtype=bool)
                     alive[candidates] = True
                 found = alive[posting.chunks]
-                np.add.at(partial, posting.chunks[found], posting.scores[found] * posting.factor)
+                np.add.at(partial, posting.chunks[found], posting.values(found))
             keep = partial[candidates] * ROUNDING + bound >= threshold
             if alive is not None:
                 alive[candidates[~keep]] = False
@@ -229,24 +300,32 @@ class LexicalIndex:
         order = np.lexsort((positions, -scores[positions]))
         return self.ids[positions[order]], scores[positions[order]]
 
-    def _postings(self, terms: list[str], weights: np.ndarray) -> list[_Posting]:
-        """Each known term's posting list (repeats kept), with the factor that turns
-        its stored scores into index-wide ones."""
+    def _postings(self, terms: list[str], weights: np.ndarray, average_length: float | None = None) -> list[_Posting]:
+        """Each known term's posting list (repeats kept), with what turns its stored
+        scores into index-wide ones (`weights`: idf; `average_length`)."""
         if not len(self.ids):
             return []
         vocab = self.model.vocab_dict
         # Plain views of the (memory-mapped) arrays: slicing a numpy memmap costs more.
         indptr, indices, data = (np.asarray(self.model.scores[key]) for key in ("indptr", "indices", "data"))
         own = idf(self.document_frequencies(terms), len(self.ids))
+        own_average = self.average_length
+        wide_average = average_length or own_average
+        k1, b = float(self.model.k1), float(self.model.b)
         postings = []
         for term, weight, own_weight in zip(terms, weights, own):
             if term not in vocab:
                 continue
             column = slice(indptr[vocab[term]], indptr[vocab[term] + 1])
-            factor = np.float32(weight / own_weight)
-            if term not in self._highest:  # segments never change: once per word
-                self._highest[term] = float(np.max(data[column])) if column.stop > column.start else 0.0
-            postings.append(_Posting(indices[column], data[column], factor, self._highest[term] * float(factor)))
+            chunks = indices[column]
+            posting = _Posting(
+                chunks, data[column], np.float32(weight / own_weight), 0.0, self.lengths,
+                (float(own_weight), own_average), (float(weight), wide_average), k1, b,
+            )  # fmt: skip
+            key = (term, float(weight), wide_average)
+            if key not in self._highest:  # segments never change: once per word and snapshot
+                self._highest[key] = float(np.max(posting.values())) if len(chunks) else 0.0
+            postings.append(replace(posting, upper=self._highest[key]))
         return postings
 
     @staticmethod

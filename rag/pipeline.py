@@ -7,8 +7,12 @@ for the length of an answer.
 
 Each loaded index is a snapshot (`IndexView`): its SQLite connection stays in one
 read transaction, so an answer sees the index as the last completed build left
-it, never a build in progress. `refresh` loads a newer snapshot once a build has
-completed; an answer already under way finishes on the snapshot it started with.
+it, never a build in progress. A snapshot is kept only while it is the last
+completed build: a watcher thread looks for a newer one every `WATCH_INTERVAL`
+seconds and loads it, and the old snapshot's transaction ends as soon as no
+answer is using it. A build's final checkpoint, which must wait for readers of
+older snapshots (rag/store.py `IndexStore.checkpoint`), therefore waits about
+that long, not until the next question comes.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from rag.answer import Answer, Answerer, Turn
 from rag.build import comparable_manifest
@@ -30,10 +36,13 @@ from rag.store import IndexStore
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 1.0
-"""Seconds between two looks for a newer build (see `Pipeline.refresh`)."""
+"""Seconds between two looks for a newer build before a question (see `Pipeline.refresh`)."""
+WATCH_INTERVAL = 0.5
+"""Seconds between two looks of the watcher thread: how long a completed build's
+checkpoint waits for an idle Pipeline to let go of the older snapshot."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexView:
     """One loaded index state and the components that read it."""
 
@@ -43,27 +52,79 @@ class IndexView:
     llm: LlmAnswerer
     built_at: str | None
     """`last_build` of the snapshot: when the build it shows completed."""
+    users: int = 0
+    """Answers reading it now."""
+    retired: bool = False
+    """A newer build is loaded: the snapshot ends when its last answer does."""
+    renewed: bool = False
+    """Its transaction was begun again after the build's checkpoint (`renew`)."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def in_use(self) -> Iterator[IndexView]:
+        with self.lock:
+            self.users += 1
+        try:
+            yield self
+        finally:
+            with self.lock:
+                self.users -= 1
+                done = self.retired and self.users == 0
+            if done:
+                self.store.release()
+
+    def renew(self) -> None:
+        """Once the build it shows is checkpointed (manifest.json is written after),
+        begin its transaction again on the same state while no answer reads it:
+        the old one, begun before the checkpoint, kept the write-ahead log in use,
+        so each build made it longer."""
+        if self.renewed or self.retired or self.users or self.store.recorded_build() != self.built_at:
+            return
+        with self.lock:  # answers wait the moment it takes
+            if not (self.users or self.retired):
+                self.renewed = self.store.renew()
+
+    def retire(self) -> None:
+        """End the snapshot now if no answer reads it, else when the last one ends."""
+        with self.lock:
+            self.retired = True
+            done = self.users == 0
+        if done:
+            self.store.release()
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, watch: bool = True):
         """Questions are embedded as the index's chunks were: with the backend its
-        manifest names (`rag build --backend`), whatever the settings say."""
+        manifest names (`rag build --backend`), whatever the settings say.
+        `watch`: load completed builds in a background thread (see the module)."""
         self.settings = settings = _as_built(settings)
         self._refresh_lock = threading.Lock()
         self._checked = 0.0
         self.embedder = embedder or Embedder(settings.model, **settings.embedder_options())
         self.view = self._load()
+        self._stop = threading.Event()
+        if watch and not self.view.store.immutable:  # an immutable file never changes
+            threading.Thread(target=_watch, args=(weakref.ref(self), self._stop), name="rag-index-watch", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop watching and end the snapshot (once answers in flight finish)."""
+        self._stop.set()
+        self.view.retire()
 
     def _load(self) -> IndexView:
         """Open a snapshot of the index and the components reading it."""
         store = IndexStore(self.settings.index_dir, snapshot=True)
-        store.check(comparable_manifest(self.settings))
-        retriever = Retriever(store, self.embedder)
-        answerer = Answerer(store, self.embedder, retriever)
-        # Load the segments now rather than on the first question.
-        _ = store.segments
-        return IndexView(store, retriever, answerer, LlmAnswerer(self.settings, answerer), store.meta("last_build"))
+        try:
+            store.check(comparable_manifest(self.settings))
+            retriever = Retriever(store, self.embedder)
+            answerer = Answerer(store, self.embedder, retriever)
+            # Load the segments now rather than on the first question.
+            _ = store.segments
+            return IndexView(store, retriever, answerer, LlmAnswerer(self.settings, answerer), store.meta("last_build"))
+        except BaseException:
+            store.close()
+            raise
 
     # The components of the current snapshot, for callers that read the index directly.
     @property
@@ -95,9 +156,8 @@ class Pipeline:
             self._checked = now
             if self.is_current():
                 return False
-            # The old snapshot is not closed here: an answer may still be reading
-            # it; its connection closes when the last reference goes.
-            self.view = self._load()
+            old, self.view = self.view, self._load()
+            old.retire()  # answers under way finish on it; then its transaction ends
             log.info("loaded the build of %s completed at %s", self.settings.index_dir, self.view.built_at)
             return True
 
@@ -109,6 +169,16 @@ class Pipeline:
         finally:
             probe.close()
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[IndexView]:
+        """The current view, kept open for the caller's whole answer."""
+        while True:
+            view = self.view
+            with view.in_use():
+                if not view.retired:  # else a refresh retired it just now: take the new one
+                    yield view
+                    return
+
     def ask(
         self,
         question: str,
@@ -119,16 +189,32 @@ class Pipeline:
     ) -> Answer:
         """The extractive answer, or with `llm=True` a generated one whose
         citations are verified (falling back to extractive if the server fails)."""
-        view = self.view  # one snapshot for the whole answer
-        if llm:
-            return view.llm(question, history=history, k=k, filters=filters)
-        return view.answerer(question, history=history, k=k, filters=filters)
+        with self._snapshot() as view:  # one snapshot for the whole answer
+            if llm:
+                return view.llm(question, history=history, k=k, filters=filters)
+            return view.answerer(question, history=history, k=k, filters=filters)
 
     def stream(
         self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         """LLM answer as it is generated (text pieces), then the verified Answer."""
-        yield from self.view.llm.stream(question, history=history, k=k, filters=filters)
+        with self._snapshot() as view:
+            yield from view.llm.stream(question, history=history, k=k, filters=filters)
+
+
+def _watch(pipeline: weakref.ref, stop: threading.Event) -> None:
+    """Load each completed build soon after it completes (see the module); ends
+    with the Pipeline, or its `close`."""
+    while not stop.wait(WATCH_INTERVAL):
+        current = pipeline()
+        if current is None:
+            return
+        try:
+            current.refresh(force=True)
+            current.view.renew()
+        except Exception as err:  # the index replaced or damaged meanwhile: the next question says so
+            log.debug("watching %s: %s", current.settings.index_dir, err)
+        del current
 
 
 def _as_built(settings: Settings) -> Settings:

@@ -142,6 +142,15 @@ class SegmentSet:
         # Per segment, which of its BM25 entries are live: computed once per snapshot.
         self._live = [~np.isin(s.lexical.ids, self.removed) if len(self.removed) else None for s in segments]
         self.ntotal = sum(s.vectors.ntotal for s in segments) - len(self.removed)
+        # BM25's index-wide statistics over the live chunks, as one segment holding
+        # just them would have: an index answers alike however it was built.
+        self.live_chunks = sum(len(s.lexical.ids) if live is None else int(np.count_nonzero(live)) for s, live in zip(segments, self._live))
+        measured = [(s.lexical.lengths if live is None else s.lexical.lengths[live]) for s, live in zip(segments, self._live) if s.lexical.lengths is not None]
+        counted = sum(len(lengths) for lengths in measured)
+        self.average_length = float(sum(int(lengths.sum()) for lengths in measured) / counted) if counted else None
+        """Average live chunk length (over segments that record lengths)."""
+        self._frequencies: dict[str, float] = {}
+        """Live chunks holding each word asked about so far (the snapshot never changes)."""
 
     def ids(self) -> np.ndarray:
         """Every chunk id the segments' FAISS indexes hold and no tombstone hides, in
@@ -180,15 +189,24 @@ class SegmentSet:
         found.sort(key=lambda hit: -hit[1])
         return found[:depth]
 
+    def _frequency(self, term: str) -> float:
+        if term not in self._frequencies:
+            self._frequencies[term] = float(
+                sum(s.lexical.document_frequencies([term], live)[0] for s, live in zip(self.segments, self._live))
+            )
+        return self._frequencies[term]
+
     def lexical(self, question: str, depth: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The `depth` best chunks by BM25, with each word weighed by how rare it
-        is in the whole index, not in one segment."""
+        """The `depth` best chunks by BM25, scored with the statistics of the whole
+        index's live chunks (each word's rarity, the average chunk length), not of
+        one segment."""
         terms = query_terms(question)
         if not terms or not self.segments:
             return []
-        frequencies = sum(s.lexical.document_frequencies(terms) for s in self.segments)
-        weights = idf(frequencies, sum(len(s.lexical.ids) for s in self.segments))
-        found = [s.lexical.best(terms, weights, depth, live, allowed) for s, live in zip(self.segments, self._live)]
+        weights = idf(np.array([self._frequency(term) for term in terms]), self.live_chunks)
+        found = [
+            s.lexical.best(terms, weights, depth, live, allowed, self.average_length) for s, live in zip(self.segments, self._live)
+        ]
         ids, scores = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
         best = np.lexsort((ids, -scores))[:depth]  # best first, ties by id
         return [(int(ids[i]), float(scores[i])) for i in best]

@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS tombstones (chunk_id INTEGER PRIMARY KEY);
 APPLICATION_ID = 0x5241474E
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) | {"sqlite_sequence"}
 REBUILD_HINT = "Run `rag build --full` to rebuild it from the corpus folder."
+BUSY_TIMEOUT_S = 30.0
+"""How long a statement waits for a lock another process holds."""
+CHECKPOINT_WAIT_S = 30.0
+"""How long a build's checkpoint waits for readers on an older snapshot (`checkpoint`)."""
 
 
 class StoreError(Exception):
@@ -204,13 +208,13 @@ class IndexStore:
         self.read_only = not create and on_read_only_media(self.dir)
         if not self.read_only:
             self.dir.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are begun and committed explicitly.
-        # On read-only media nothing can change the file, so SQLite may skip its
-        # locks and WAL index (it cannot create them there): `immutable`.
-        target = f"{path.resolve().as_uri()}?immutable=1" if self.read_only else path
-        self.db = sqlite3.connect(
-            target, isolation_level=None, check_same_thread=False, timeout=30, uri=self.read_only
-        )
+        self.immutable = False
+        """Opened without its write-ahead log (see `_connect_read_only`)."""
+        if self.read_only:
+            self.db = self._connect_read_only(path)
+        else:
+            # isolation_level=None: transactions are begun and committed explicitly.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         self.db.row_factory = sqlite3.Row
         try:
             self._check_ours(path)  # before any pragma: another program's file is left untouched
@@ -219,8 +223,9 @@ class IndexStore:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             if create:
-                self.db.executescript(SCHEMA)
-                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                # The id and the tables in one transaction: a database with our tables
+                # always carries our id, even if this process is killed right here.
+                self.db.executescript(f"BEGIN; PRAGMA application_id={APPLICATION_ID}; {SCHEMA} COMMIT;")
             if snapshot:
                 self.db.execute("BEGIN")
                 self.db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read starts the snapshot
@@ -237,18 +242,56 @@ class IndexStore:
         self.problems: list[str] = []
         """Damaged derived files found while loading (they were rebuilt in memory)."""
 
+    def _connect_read_only(self, path: Path) -> sqlite3.Connection:
+        """A folder this user cannot write. With a write-ahead log beside the database
+        (an index whose owner's build or server is running), read it too (`mode=ro`:
+        SQLite reads an existing log and WAL index without writing either), so that
+        the last builds are seen; without one, or if SQLite cannot use it, the file
+        alone (`immutable`: no locks, no WAL index, which read-only media cannot
+        hold). `stale()` says when the file alone is older than the last build."""
+        uri = path.resolve().as_uri()
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            db = sqlite3.connect(f"{uri}?mode=ro", isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S, uri=True)
+            try:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error:
+                db.close()
+        self.immutable = True
+        return sqlite3.connect(f"{uri}?immutable=1", isolation_level=None, check_same_thread=False, uri=True)
+
     def _check_ours(self, path: Path) -> None:
-        """Raise NotAnIndex unless the database is empty or an index of ours."""
-        if self.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        """Raise NotAnIndex unless the database is empty or provably an index of ours:
+        it carries our application id (every index created or built since the id
+        was introduced, format 1 onwards), or, written before that, it holds only
+        our tables and a `meta` row `manifest` naming a format version and a model
+        (such an index is then asked to be rebuilt with `--full`, which adds the
+        id). Anything else, a subset of our table names included, is another
+        program's and is never written to nor deleted."""
+        application_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        if application_id == APPLICATION_ID:
             return
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        # An index written before the application id was recorded has only our tables.
-        if tables <= TABLES and self.db.execute("PRAGMA application_id").fetchone()[0] == 0:
+        if application_id == 0 and (not tables or (tables <= TABLES and self._legacy_manifest(tables))):
             return
         raise NotAnIndex(
-            f"{path} is not a rag-news index (it holds tables {', '.join(sorted(tables)) or 'none'}); "
-            "it was left untouched. Give --index an empty folder or an index folder."
+            f"{path} is not a rag-news index (it holds tables {', '.join(sorted(tables)) or 'none'}"
+            f"{f', application id {application_id}' if application_id else ''}); it was left untouched. "
+            "Give --index an empty folder or an index folder."
         )
+
+    def _legacy_manifest(self, tables: set[str]) -> bool:
+        """True when a database without our application id has the manifest row every
+        build of ours wrote first (an index made before the id was recorded)."""
+        if "meta" not in tables:
+            return False
+        try:
+            rows = self.db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchall()
+            manifest = json.loads(rows[0][0]) if rows else None
+        except (sqlite3.Error, ValueError, TypeError):
+            return False
+        return isinstance(manifest, dict) and "format_version" in manifest and "model" in manifest
 
     def quick_check(self, whole: bool = True) -> str | None:
         """None when SQLite finds the database sound, else what it found. Not
@@ -266,10 +309,68 @@ class IndexStore:
     def close(self) -> None:
         self.db.close()
 
-    def checkpoint(self) -> None:
-        """Move everything from the write-ahead log into the database file, so that a
-        copy of the folder without `rag.sqlite-wal` is complete (for read-only media)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    def release(self) -> None:
+        """Close the connection, ending a snapshot's read transaction (which keeps a
+        build's checkpoint waiting), once no thread is reading through it."""
+        with self._lock:
+            self.db.close()
+
+    def checkpoint(self) -> bool:
+        """Copy every committed page from the write-ahead log into the database file,
+        so that `rag.sqlite` alone is the complete index (a copy for read-only media,
+        a reader opening it `immutable`); True when it is.
+
+        FULL waits (up to `CHECKPOINT_WAIT_S`) for readers still on an older snapshot
+        to move on: a `Pipeline` moves to a completed build within `WATCH_INTERVAL`
+        (rag/pipeline.py), or when its answers in flight finish. Readers on the
+        newest snapshot do not hold it up. The log is then emptied if no reader
+        uses it any more (else SQLite reuses it from the start later)."""
+        self.db.execute(f"PRAGMA busy_timeout={int(CHECKPOINT_WAIT_S * 1000)}")
+        try:
+            busy, frames, copied = self.db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            complete = busy == 0 and frames == copied  # (0, -1, -1) when not in WAL mode
+            if complete:
+                self.db.execute("PRAGMA busy_timeout=0")
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # busy is fine: all is copied
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        if not complete:
+            log.warning(
+                "%s: the write-ahead log could not be copied into %s within %.1f s (a reader kept an older "
+                "snapshot; %s of %s pages copied): a copy of %s alone would be older than this build, so copy "
+                "the index with `rag export-replica`",
+                self.dir, DATABASE, CHECKPOINT_WAIT_S, copied, frames, DATABASE,
+            )
+        return complete
+
+    def recorded_build(self) -> str | None:
+        """`last_build` as manifest.json records it: written once the build's
+        checkpoint is done (None if unreadable or not recorded)."""
+        try:
+            recorded = json.loads((self.dir / MANIFEST).read_text()).get("last_build")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return recorded if isinstance(recorded, str) else None
+
+    def stale(self) -> str | None:
+        """What is wrong when this database is older than the last build recorded
+        beside it (manifest.json is rewritten after each build's checkpoint): a copy
+        of `rag.sqlite` taken without its log before the checkpoint completed, or a
+        reader that could not read the log. None when it is current."""
+        try:
+            recorded = float(self.recorded_build())
+        except (ValueError, TypeError):
+            return None  # no record (an index built before it was written): nothing to compare
+        own = self.meta("last_build")
+        if own is not None and float(own) >= recorded - 1e-3:
+            return None
+        when = datetime.fromtimestamp(recorded).isoformat(timespec="seconds")
+        shows = datetime.fromtimestamp(float(own)).isoformat(timespec="seconds") if own else "no build"
+        return (
+            f"the database {self.dir / DATABASE} is older than the index's last build ({when}; it shows {shows}): "
+            "it was copied, or is read, without its write-ahead log, and may cite removed articles. "
+            "Copy an index with `rag export-replica`, or run `rag build` where it can write"
+        )
 
     def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
         """All rows of one read statement (safe from any thread)."""
@@ -312,6 +413,39 @@ class IndexStore:
 
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
+        # Counts committed write transactions: a reader can tell its snapshot is still
+        # the newest state (`renew`), which `last_build` cannot tell during a build.
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('changes', '1')"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def renew(self) -> bool:
+        """Begin the snapshot's read transaction again, on the same state, if nothing
+        was committed since it began; True if it was. Once a build's checkpoint
+        has copied the log into the database file, the renewed snapshot reads the
+        file alone, so the next build can reuse the log from its start instead of
+        growing it. The caller makes sure no one reads through this store meanwhile."""
+        if self.read_only:
+            return False
+        probe = sqlite3.connect(self.dir / DATABASE, isolation_level=None, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")  # no commit can come in between (or a build is writing: later)
+            with self._lock:
+                if probe.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone() != self._changes():
+                    return False
+                self.db.execute("COMMIT")
+                self.db.execute("BEGIN")
+                self.db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+        finally:
+            probe.close()
+
+    def _changes(self) -> tuple | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
+        return tuple(row) if row is not None else None
 
     def commit(self) -> None:
         self.db.execute("COMMIT")
@@ -447,6 +581,8 @@ class IndexStore:
                 loaded.append(tail)
             removed = np.array([r[0] for r in self.query("SELECT chunk_id FROM tombstones")], dtype=np.int64)
             self._segments = SegmentSet(loaded, removed)
+            if (stale := self.stale()) is not None:
+                self.problems.append(stale)
         return self._segments
 
     def _load_segment(self, info: SegmentInfo) -> Segment:
@@ -499,27 +635,63 @@ class IndexStore:
         return None
 
     def derived_problems(self, quick: bool = False) -> list[str]:
-        """Segments whose files are missing or damaged (for `rag stats`); `quick` as
-        in `_damage`."""
-        return [
-            f"segment {info.name} is damaged ({problem}); `rag build` rewrites it"
-            for info in self.segment_infos()
-            if (problem := self._damage(info, quick)) is not None
-        ]
+        """A database older than the last build (`stale`), and segments whose files
+        are missing or damaged (for `rag stats`); `quick` as in `_damage`.
 
-    def write_segments(self) -> list[str]:
-        """At the end of a build: write the chunks no segment holds yet as a new
-        segment, merge (see `MERGE_RATIO`) and rewrite damaged segments from the
-        database. Each in its own transaction, or in the caller's (a full build).
-        Returns the names of the damaged segments it rewrote; the files of the
-        segments they replace go with `remove_unowned`, once committed."""
+        Damage found by reading whole files (not `quick`) is recorded for the next
+        build and reader, whose quick look would otherwise miss a file that kept its
+        size and modification time (`_mark_for_repair`)."""
+        problems = [problem for problem in [self.stale()] if problem]
+        for info in self.segment_infos():
+            if (damage := self._damage(info, quick)) is None:
+                continue
+            unmarked = None if quick else self._mark_for_repair(info)
+            advice = "`rag build` rewrites it" if unmarked is None else f"{unmarked}"
+            problems.append(f"segment {info.name} is damaged ({damage}); {advice}")
+        return problems
+
+    def _mark_for_repair(self, info: SegmentInfo) -> str | None:
+        """Make the recorded modification times of a damaged segment's files wrong,
+        so that opening the index and the next build hash them in full, find the
+        damage and rewrite them. None when recorded; else what to do instead."""
+        if self.read_only:
+            return "this index is read-only here, so nothing can rewrite it: copy the index afresh from its source (`rag export-replica`)"
+        fingerprints = self._fingerprints(info)
+        for record in fingerprints.values():
+            record["mtime_ns"] = -1
+        try:
+            self.begin()
+            self.db.execute("UPDATE segments SET fingerprints = ? WHERE first = ?", (json.dumps(fingerprints, sort_keys=True), info.first))
+            self.commit()
+        except sqlite3.Error as err:
+            self.rollback()
+            return f"it could not be marked for `rag build` to rewrite ({err}): run `rag stats --check` again when no build is running"
+        self._segments = None
+        return None
+
+    def repair_segments(self, quick: bool = True) -> list[str]:
+        """Write segments whose files are missing or damaged anew from the database
+        (each in its own transaction, or in the caller's); returns their names.
+        `quick` as in `_damage`: what `rag stats --check` found is caught too, as it
+        marked those files (`_mark_for_repair`)."""
         repaired = []
         for info in self.segment_infos():
-            if (problem := self._damage(info, quick=True)) is not None:
+            if (problem := self._damage(info, quick)) is not None:
                 log.warning("segment %s is damaged (%s): writing it anew from the database", info.name, problem)
                 self._replace([info], info.first, info.last)
                 repaired.append(info.name)
-            elif 2 * self._live(info) < info.chunks:  # mostly removed: rewritten (or dropped) alone
+        return repaired
+
+    def write_segments(self) -> list[str]:
+        """At the end of a build: rewrite damaged segments from the database
+        (`repair_segments`), write the chunks no segment holds yet as a new segment
+        and merge (see `MERGE_RATIO`). Each in its own transaction, or in the
+        caller's (a full build). Returns the names of the damaged segments it
+        rewrote; the files of the segments they replace go with `remove_unowned`,
+        once committed."""
+        repaired = self.repair_segments()
+        for info in self.segment_infos():
+            if 2 * self._live(info) < info.chunks:  # mostly removed: rewritten (or dropped) alone
                 self._replace([info], info.first, info.last)
         infos = self.segment_infos()
         tail = self._tail_start(infos)
@@ -613,8 +785,11 @@ class IndexStore:
         manifest = self.manifest
         if manifest is None:
             return
+        # With the last build's time: a copy or reader of rag.sqlite alone can tell
+        # it is older (`stale`). Written after the build's checkpoint.
+        record = {**manifest, "last_build": self.meta("last_build")}
         tmp = self.dir / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.dir / MANIFEST)
 
     # ------------------------------------------------------------ reading
@@ -722,6 +897,24 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def proven_ours(index_dir: Path) -> bool:
+    """Whether a database too damaged to open may be deleted by `rag build --full`:
+    its header still carries our application id, or the folder holds the
+    manifest.json our builds write. Without either it may be another program's."""
+    try:
+        with open(Path(index_dir) / DATABASE, "rb") as handle:
+            header = handle.read(100)
+        if len(header) == 100 and header.startswith(b"SQLite format 3\0") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+            return True
+    except OSError:
+        pass
+    try:
+        manifest = json.loads((Path(index_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and "model" in manifest
 
 
 def on_read_only_media(folder: Path) -> bool:

@@ -28,6 +28,7 @@ def test_first_build_then_nothing_to_do(settings, embedder):
     store = assert_consistent(settings.index_dir)
     assert store.counts()["articles"] == 1
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest.pop("last_build") == store.meta("last_build")  # (see IndexStore.stale)
     assert manifest == {
         "format_version": 3,
         "model": "all-MiniLM-L6-v2",

@@ -89,6 +89,10 @@ def other_program(folder: Path, schema: str) -> Path:
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); CREATE TABLE orders (id INTEGER);"
         "INSERT INTO meta VALUES ('owner', 'billing');",
         "PRAGMA application_id = 1234; CREATE TABLE articles (id TEXT);",
+        # Every table name one of ours, no manifest row: taken for an old index before.
+        "CREATE TABLE files (path TEXT, owner TEXT); CREATE TABLE articles (id TEXT, body TEXT);"
+        "INSERT INTO files VALUES ('/etc/x', 'ann'); INSERT INTO articles VALUES ('a1', 'their text');",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('manifest', 'theirs');",
     ],
 )
 def test_another_programs_database_is_refused_and_left_untouched(tmp_path, fresh, schema):
@@ -101,6 +105,36 @@ def test_another_programs_database_is_refused_and_left_untouched(tmp_path, fresh
     said(rag("build", "--full", "--index", folder, "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "not a rag-news index")
     assert digest(database) == before
     assert sorted(p.name for p in database.parent.iterdir() if p.name != "build.lock") == [DATABASE]
+
+
+def test_a_file_that_is_not_sqlite_is_deleted_only_when_it_is_provably_ours(tmp_path, fresh):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / DATABASE).write_bytes(b"their notes, not SQLite\n" * 100)
+    before = digest(theirs / DATABASE)
+    said(rag("build", "--full", "--index", str(theirs), "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "left untouched")
+    assert digest(theirs / DATABASE) == before
+    # The same bytes beside the manifest.json our builds write: our index, damaged; rebuilt.
+    garbage = fresh.index_dir / DATABASE
+    garbage.write_bytes(b"their notes, not SQLite\n" * 100)
+    said(rag("build", "--full", "--index", str(fresh.index_dir), "--corpus", str(fresh.corpus_dir), "--quiet"), 0)
+    assert IndexStore(fresh.index_dir).article_count() == 2
+
+
+def test_an_index_written_before_the_application_id_is_recognised(tmp_path, fresh):
+    from rag.store import SCHEMA
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / DATABASE)
+    db.executescript(SCHEMA)  # no application id, as format 1 wrote them
+    db.execute("INSERT INTO meta VALUES ('manifest', ?)", ('{"format_version": 1, "model": "m", "dimension": 384, "chunking": {}}',))
+    db.commit()
+    db.close()
+    said(rag("build", "--index", str(old), "--corpus", str(fresh.corpus_dir), "--quiet"), 2, "rag build --full")
+    said(rag("build", "--full", "--index", str(old), "--corpus", str(fresh.corpus_dir), "--quiet"), 0)
+    store = IndexStore(old)
+    assert store.article_count() == 2 and store.db.execute("PRAGMA application_id").fetchone()[0] != 0
 
 
 def test_index_that_is_a_file_is_refused(tmp_path, fresh):
@@ -190,7 +224,7 @@ def test_damaged_derived_files_through_the_cli(fresh):
     assert "health:     ok" in stats.stdout and stats.stderr == ""
 
 
-def test_stats_check_reads_every_byte(fresh):
+def test_stats_check_reads_every_byte_and_build_repairs_what_it_found(fresh, embedder):
     # Same size, and the modification time put back: only reading the file shows
     # it (bit rot, or a copy that kept the times). Opening and plain `rag stats`
     # trust size and time, so that they do not read a large index whole.
@@ -200,7 +234,15 @@ def test_stats_check_reads_every_byte(fresh):
     os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
     index = str(fresh.index_dir)
     assert "health:     ok" in rag("stats", "--index", index).stdout
-    said(rag("stats", "--index", index, "--check"), 0, "is damaged", "checksum differs")
+    said(rag("stats", "--index", index, "--check"), 0, "is damaged", "checksum differs", "`rag build` rewrites it")
+    # What --check found is recorded: readers no longer use the file, and the
+    # build it advises rewrites it (a quick look alone would still trust it).
+    assert "health:     ok" not in rag("stats", "--index", index).stdout
+    assert any(path.name in problem for problem in cites(fresh, embedder).store.problems)
+    report = Builder(fresh, embedder=embedder)()
+    assert report.repaired == [path.name.removesuffix(".faiss")]
+    assert "health:     ok" in rag("stats", "--index", index, "--check").stdout
+    assert not cites(fresh, embedder).store.problems
 
 
 # ---------------------------------------------------------------------- the database

@@ -12,6 +12,7 @@ from rag.build import Builder, compact
 from rag.lexical import LexicalIndex
 from rag.pipeline import Pipeline
 from rag.segment import Segment, SegmentInfo, SegmentSet, vector_index
+from rag.settings import Settings
 from rag.store import IndexStore
 
 TOPICS = [
@@ -201,3 +202,47 @@ def test_pruned_bm25_finds_what_scoring_every_chunk_finds(monkeypatch):
                     assert not len(found_ids)
                 compared += 1
     assert compared == 480
+
+
+def lexical_by_chunk(settings, question):
+    """BM25 score of every matching chunk, keyed by (article, position in it)."""
+    store = IndexStore(settings.index_dir)
+    keys = {r[0]: (r[1], r[2]) for r in store.query("SELECT id, article_id, position FROM chunks")}
+    return {keys[i]: score for i, score in store.segments.lexical(question, depth=10_000)}
+
+
+def test_an_index_built_in_steps_scores_and_answers_as_one_built_at_once(tmp_path, settings, embedder, big_corpus):
+    questions = ["What did the harbour committee discuss?", "Why did Russia-Turkey ties sour?", "ferry plan review agenda Monday"]
+    build(settings, embedder)
+    # Later builds add a short article (a small segment with a much lower average
+    # chunk length) and remove one (tombstones in the first segment).
+    (big_corpus / "ferry.txt").write_text(article_text("ferry", n=1))
+    build(settings, embedder)
+    (big_corpus / "glacier.txt").unlink()
+    build(settings, embedder)
+    stepped = IndexStore(settings.index_dir)
+    assert stepped.counts()["segments"] == 2 and stepped.counts()["tombstones"] > 0
+
+    # One built at once from the same corpus: every BM25 score the same.
+    clean = Settings(corpus_dir=big_corpus, index_dir=tmp_path / "clean")
+    Builder(clean, embedder=embedder)(full=True)
+    assert IndexStore(clean.index_dir).counts()["segments"] == 1
+    for question in questions:
+        found, expected = lexical_by_chunk(settings, question), lexical_by_chunk(clean, question)
+        assert found.keys() == expected.keys() and found
+        assert np.allclose([found[k] for k in expected], list(expected.values()), rtol=1e-5)
+
+    # The same index in one segment (same vectors: only the segments differ) answers alike.
+    answers = [Pipeline(settings, embedder=embedder).ask(q).to_dict() for q in questions]
+    compact(settings.index_dir)
+    assert IndexStore(settings.index_dir).counts()["segments"] == 1
+    assert [Pipeline(settings, embedder=embedder).ask(q).to_dict() for q in questions] == answers
+
+
+def test_bm25_scores_recomputed_from_the_stored_ones_are_bm25s_own():
+    texts = [article_text(topic, n) for topic, n in zip(TOPICS, range(1, 9))]
+    index = LexicalIndex.build(list(range(len(texts))), texts)
+    terms = lexical.query_terms("committee plan harbour officials reviewed agenda")
+    own = lexical.idf(index.document_frequencies(terms), len(texts))
+    expected = index.model.get_scores(terms)
+    assert np.allclose(index.scores(terms, own), expected, rtol=1e-5) and expected.max() > 0

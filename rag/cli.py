@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(run=cmd_serve)
 
     args = parser.parse_args(argv)
-    # Warnings (and with RAG_LOG_LEVEL=INFO or DEBUG more) go to stderr.
-    logging.basicConfig(level=Settings.from_env().log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(Settings.from_env().log_level)
     import sqlite3
 
     from rag.store import StoreError, explain
@@ -99,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rag: {known}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _configure_logging(level: str) -> None:
+    """Warnings (and with RAG_LOG_LEVEL=INFO or DEBUG more) go to stderr. The level is
+    set on the handler too: bm25s sets its own logger to DEBUG when imported, which
+    the root logger's level alone does not hold back (it printed "DEBUG bm25s:
+    Building index from IDs objects" on every build)."""
+    handler = logging.StreamHandler()
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def _index_arg(parser: argparse.ArgumentParser) -> None:

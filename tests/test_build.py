@@ -180,6 +180,7 @@ def test_cli_build_strict_and_stats(settings, corpus):
     assert "skipped empty.txt: empty file" in result.stderr
     assert "skipped broken.jsonl:2: malformed JSON" in result.stderr
     assert "2 added" in result.stdout and "2 skipped" in result.stdout
+    assert "DEBUG" not in result.stderr  # bm25s sets its logger to DEBUG; the default level is WARNING
     strict = run_cli("build", *args, "--strict")
     assert strict.returncode == 1 and "0 embedded" in strict.stdout
     stats = run_cli("stats", "--index", str(settings.index_dir), "--json")

@@ -486,7 +486,7 @@ def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:
     try:
         return list(parse(raw, rel))
     except Exception as err:  # a parser bug on one odd file must not stop the build
-        log.warning("parsing %s failed", rel, exc_info=True)  # the traceback, for a bug report
+        log.warning("parsing %r failed", rel, exc_info=True)  # the traceback, for a bug report
         return [Skipped(rel, f"could not be parsed ({type(err).__name__}: {err})")]
 
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         known = explain(err, getattr(args, "index", None) or Settings.from_env().index_dir)
         if known is None:
             raise
-        print(f"rag: {printable(known)}", file=sys.stderr)
+        print(f"rag: {printable(str(known))}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -243,12 +243,12 @@ clear the screen or retitle the window) and bidirectional overrides (which reord
 what is shown)."""
 
 
-def printable(text: str, keep: str = "") -> str:
+def printable(text: object, keep: str = "") -> str:
     """`text` safe for a terminal: each unsafe character but those in `keep` shown
     as its Python escape (`\\n`, `\\x1b`, `\\u202e`). File names and articles'
     text reach the terminal through here."""
     return TERMINAL_UNSAFE.sub(
-        lambda m: m.group() if m.group() in keep else m.group().encode("unicode_escape").decode("ascii"), text
+        lambda m: m.group() if m.group() in keep else m.group().encode("unicode_escape").decode("ascii"), str(text)
     )
 
 

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from rag.evaluate import OFFTOPIC, abstention
+from rag.evaluate import abstention, offtopic_questions
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -36,7 +36,7 @@ def main() -> int:
     pipeline = Pipeline(Settings.from_env(index_dir=args.index))
     pipeline.answerer.abstain_below = float("-inf")  # record every confidence
     rows = [(pipeline.ask(q["query"]).confidence, not q["evidence_list"], "null" if not q["evidence_list"] else "answerable") for q in queries]
-    rows += [(pipeline.ask(q).confidence, True, "off-topic") for q in OFFTOPIC.read_text().splitlines() if q]
+    rows += [(pipeline.ask(q).confidence, True, "off-topic") for q in offtopic_questions()]
     for group in ("answerable", "null", "off-topic"):
         values = sorted(c for c, _, g in rows if g == group)
         print(f"{group:>10}: n={len(values):4d}  confidence p10={values[len(values) // 10]:.3f}"

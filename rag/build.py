@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
 from rag.embed import BUNDLED_NAMES, Embedder
-from rag.ingest import Article, Skipped, corpus_files, parse, read_bytes
+from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for, proven_ours
 
@@ -64,6 +64,8 @@ class BuildReport:
     seconds: float = 0.0
     repaired: list[str] = field(default_factory=list)
     """Damaged segments (FAISS, BM25 files) written anew from the database."""
+    notes: list[str] = field(default_factory=list)
+    """Files read with a large share left out as boilerplate (`Article.dropped_note`)."""
 
     @property
     def changed(self) -> bool:
@@ -76,6 +78,7 @@ class BuildReport:
             f"chunks: {self.chunks_embedded} embedded, {self.chunks_total} in index; "
             f"{self.seconds:.1f} s"
             + (f"; repaired {', '.join(self.repaired)} (damaged)" if self.repaired else "")
+            + (f"; {len(self.notes)} file(s) partly left out as boilerplate (see notes)" if self.notes else "")
         )
 
 
@@ -107,7 +110,27 @@ class _Pending:
 
 
 @dataclass
-class _Scan:
+class Reading:
+    """What a build found in the corpus folder: the input of `plan`."""
+
+    order: dict[str, int]
+    """Every file path in the corpus now -> its place in corpus order (the first
+    file that holds an article id owns it; later copies are duplicates)."""
+    parsed: list[tuple[str, list[Article]]] = field(default_factory=list)
+    """New and changed files, in corpus order, with their articles."""
+    file_rows: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    """(size, mtime_ns, sha256) of files read this time, to record if all went well."""
+    unchanged: set[str] = field(default_factory=set)
+    """Files as recorded: not parsed, their articles are as indexed."""
+    keep_indexed: set[str] = field(default_factory=set)
+    """Files that could not be read this time: their indexed articles stay."""
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What a build does to the index, worked out by `plan` from a `Reading`."""
+
     pending: list[_Pending]
     """Articles to embed."""
     removed: list[str]
@@ -115,9 +138,74 @@ class _Scan:
     gave none this time stay: it could not be read, or it now yields no article
     (more likely broken than emptied on purpose)."""
     file_rows: dict[str, tuple[int, int, str]]
-    """(size, mtime_ns, sha256) to record for files read this time."""
-    seen: set[str]
-    """Every file path in the corpus now."""
+    """Files to record as read: next build skips them while unchanged."""
+    forget: set[str]
+    """Recorded files whose record goes: they must be read again next build."""
+    skipped: list[Skipped]
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def plan(reading: Reading, stored: dict[str, tuple[str, str]], indexed: int) -> Plan:
+    """Which articles to embed, replace and remove so that the index holds what a
+    clean build of the corpus would: each article id from the first file (in
+    corpus order) that holds it. `stored` is the index's (path, hash) of every
+    article of the files read or gone and of every id read; `indexed` the number
+    of articles in the index. Pure: no file or database is touched.
+
+    Invariant that lets unchanged files go unread: a file is recorded only when
+    all its articles are in the index from it. A file with a duplicate id, or
+    whose article another file took over, is not recorded and is read again
+    next build, so that it takes the id back once its twin is gone."""
+    order, unchanged = reading.order, reading.unchanged
+    skipped = list(reading.skipped)
+    file_rows = dict(reading.file_rows)
+    keep_indexed = set(reading.keep_indexed)
+    forget: set[str] = set()
+    by_path: dict[str, list[str]] = {}
+    for aid, (path, _) in stored.items():
+        by_path.setdefault(path, []).append(aid)
+    # Articles in files not read are as indexed: all but those looked up from files read or gone.
+    result = Plan([], [], file_rows, forget, skipped)
+    result.unchanged = indexed - sum(len(ids) for path, ids in by_path.items() if path not in unchanged)
+
+    owner: dict[str, str] = {}
+    for rel, articles in reading.parsed:
+        if not articles and by_path.get(rel):
+            # A file that used to hold articles and now yields none is more
+            # likely broken than emptied on purpose: keep what was indexed.
+            keep_indexed.add(rel)
+            continue
+        for article in articles:
+            holder, previous_hash = stored.get(article.id, ("", None))
+            first = owner.get(article.id)
+            if first is None and holder in unchanged and order[holder] < order[rel]:
+                first = holder  # an unchanged file earlier in the corpus holds it
+            if first is not None:
+                skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {first})"))
+                file_rows.pop(rel, None)  # read again next build: the twin may go
+                continue
+            owner[article.id] = rel
+            if holder in unchanged:
+                # This file comes first in the corpus: it takes the id over from an
+                # unchanged file, which is read again (and reports its copy) next build.
+                skipped.append(Skipped(holder, f"duplicate article id {article.id!r} (also in {rel})"))
+                forget.add(holder)
+                file_rows.pop(holder, None)  # touched but unchanged: not recorded either
+                result.unchanged -= 1
+            if previous_hash == article.hash:  # the hash covers the path: same file
+                result.unchanged += 1
+                continue
+            result.pending.append(_Pending(article, replaces=previous_hash is not None))
+            if previous_hash is not None:
+                result.updated += 1
+            else:
+                result.added += 1
+    result.removed = [
+        aid for aid, (path, _) in stored.items() if aid not in owner and path not in unchanged | keep_indexed
+    ]
+    return result
 
 
 class Builder:
@@ -164,8 +252,22 @@ class Builder:
         if not full:
             store.check(comparable_manifest(self.settings))
         known_files = {} if full else store.files()
-        scan = self._scan(store, known_files, full, report)
-        pending, file_rows, removed = scan.pending, scan.file_rows, scan.removed
+        indexed_paths = set() if full else store.article_paths()
+        # A recorded file none of whose articles is indexed is read again: builds
+        # before duplicates were re-read recorded a file whose only article was a
+        # duplicate, and never read it again after its twin went.
+        reading = self._read({p: row for p, row in known_files.items() if p in indexed_paths}, report)
+        # What the index holds of the files read or gone, and of the article ids
+        # read (an article may move between files): not the whole index, so that
+        # adding one article to a large index costs about what it costs a small one.
+        stored: dict[str, tuple[str, str]] = {}
+        if not full:
+            touched = {rel for rel, _ in reading.parsed} | reading.keep_indexed | (indexed_paths - set(reading.order))
+            stored = store.articles_where(touched, [a.id for _, articles in reading.parsed for a in articles])
+        todo = plan(reading, stored, 0 if full else store.article_count())
+        pending, file_rows, removed = todo.pending, todo.file_rows, todo.removed
+        report.added, report.updated, report.unchanged = todo.added, todo.updated, todo.unchanged
+        report.skipped = todo.skipped
         report.removed = len(removed)
 
         store.begin()
@@ -173,7 +275,7 @@ class Builder:
             store.reset(expected_manifest(self.settings, self.embedder.dimension))
         elif removed:
             store.remove_articles(removed)
-        for path in set(known_files) - scan.seen:  # files gone from the corpus
+        for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again
             store.remove_file(path)
         if not full:
             store.commit()
@@ -220,91 +322,42 @@ class Builder:
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
         return report
 
-    def _scan(self, store: IndexStore, known_files: dict, full: bool, report: BuildReport) -> _Scan:
-        """Read new and changed files; see `_Scan` for what comes back. Of the index
-        it reads only what the changed and vanished files concern, so that adding
-        one article to a large index costs about the same as to a small one."""
+    def _read(self, known_files: dict, report: BuildReport) -> Reading:
+        """List the corpus and read its new and changed files (`Reading`)."""
         corpus = Path(self.settings.corpus_dir)
         if not corpus.is_dir():
             raise FileNotFoundError(f"corpus folder {corpus}/ does not exist")
-        files = corpus_files(corpus)
+        files, refused = list_corpus(corpus, self.settings.allow_outside_links)
+        reading = Reading({p.relative_to(corpus).as_posix(): i for i, p in enumerate(files)}, skipped=refused)
         max_bytes = self.settings.max_file_bytes
-        parsed: list[tuple[str, list[Article]]] = []
-        file_rows: dict[str, tuple[int, int, str]] = {}
-        keep_indexed: set[str] = set()
-        unchanged_files: set[str] = set()
         for number, path in enumerate(files, start=1):
             self.progress("reading", number, len(files))
             rel = path.relative_to(corpus).as_posix()
             stat = path.stat()
             known = known_files.get(rel)
             if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
-                unchanged_files.add(rel)
+                reading.unchanged.add(rel)
                 continue
             raw = read_bytes(path, rel, max_bytes)
             if isinstance(raw, Skipped):
-                report.skipped.append(raw)
-                keep_indexed.add(rel)
+                reading.skipped.append(raw)
+                reading.keep_indexed.add(rel)
                 continue
             digest = hashlib.sha256(raw).hexdigest()
-            file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
             if known and known[2] == digest:
-                unchanged_files.add(rel)
+                reading.file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
+                reading.unchanged.add(rel)
                 continue
             articles, skipped = [], []
             for item in _safe_parse(raw, rel):
                 (skipped if isinstance(item, Skipped) else articles).append(item)
             if skipped:
-                # Not recorded as seen: its problems are reported again next build.
-                report.skipped += skipped
-                del file_rows[rel]
-            parsed.append((rel, articles))
-
-        seen = {p.relative_to(corpus).as_posix() for p in files}
-        # What the index holds of the files read or gone, and of the article ids
-        # read (an article may move between files).
-        stored: dict[str, tuple[str, str]] = {}
-        if not full:
-            touched = {rel for rel, _ in parsed} | keep_indexed | (store.article_paths() - seen)
-            stored = store.articles_where(touched, [a.id for _, articles in parsed for a in articles])
-        by_path: dict[str, list[str]] = {}
-        for aid, (path, _) in stored.items():
-            by_path.setdefault(path, []).append(aid)
-        # Articles in files not read are as indexed: those not among the ones looked up.
-        report.unchanged = (store.article_count() if not full else 0) - sum(
-            len(ids) for path, ids in by_path.items() if path not in unchanged_files
-        )
-
-        pending: list[_Pending] = []
-        owner: dict[str, str] = {}
-        for rel, articles in parsed:
-            if not articles and by_path.get(rel):
-                # A file that used to hold articles and now yields none is more
-                # likely broken than emptied on purpose: keep what was indexed.
-                keep_indexed.add(rel)
-                continue
-            for article in articles:
-                if article.id in owner:
-                    report.skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {owner[article.id]})"))
-                    continue
-                holder, previous_hash = stored.get(article.id, ("", None))
-                if holder in unchanged_files:
-                    # A changed file must not take over an id that an unchanged file still holds.
-                    report.skipped.append(Skipped(rel, f"duplicate article id {article.id!r} (also in {holder})"))
-                    continue
-                owner[article.id] = rel
-                if previous_hash == article.hash:  # the hash covers the path: same file
-                    report.unchanged += 1
-                    continue
-                pending.append(_Pending(article, replaces=previous_hash is not None))
-                if previous_hash is not None:
-                    report.updated += 1
-                else:
-                    report.added += 1
-        removed = [
-            aid for aid, (path, _) in stored.items() if aid not in owner and path not in unchanged_files | keep_indexed
-        ]
-        return _Scan(pending, removed, file_rows, seen)
+                reading.skipped += skipped  # not recorded: its problems are reported again next build
+            else:
+                reading.file_rows[rel] = (stat.st_size, stat.st_mtime_ns, digest)
+            report.notes += [note for article in articles if (note := article.dropped_note())]
+            reading.parsed.append((rel, articles))
+        return reading
 
     def _chunk(self, pending: list[_Pending]) -> None:
         if not pending:
@@ -440,7 +493,7 @@ def _safe_parse(raw: bytes, rel: str) -> list[Article | Skipped]:
     try:
         return list(parse(raw, rel))
     except Exception as err:  # a parser bug on one odd file must not stop the build
-        log.warning("parsing %s failed", rel, exc_info=True)  # the traceback, for a bug report
+        log.warning("parsing %r failed", rel, exc_info=True)  # the traceback, for a bug report
         return [Skipped(rel, f"could not be parsed ({type(err).__name__}: {err})")]
 
 

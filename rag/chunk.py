@@ -10,7 +10,10 @@ long for either budget is cut at word boundaries into pieces that fit.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -209,10 +212,29 @@ class Chunker:
 # tokenizers are unpickled once per process, not once per article).
 _worker_chunker: Chunker | None = None
 
+PARENT_CHECK_SECONDS = 0.5
+"""How often a chunking worker checks that the build that started it still runs."""
 
-def _start_worker(chunker: Chunker) -> None:
+
+def _start_worker(chunker: Chunker, parent: int) -> None:
     global _worker_chunker
     _worker_chunker = chunker
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the process `parent` is gone. A build killed with
+    SIGKILL cannot stop its pool, and its workers would wait for work for good
+    (about 100 MB each). Polled by a daemon thread, portable, and safe whichever
+    thread started the pool (Linux's PR_SET_PDEATHSIG fires when the *thread*
+    that forked ends, which need not be the build's end)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:  # re-parented to init (or a subreaper) once it dies
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _chunk_in_worker(article: Article) -> tuple[list[Sentence], list[Chunk]]:
@@ -230,5 +252,5 @@ def chunk_articles(
         return
     # "spawn": the parent may run onnxruntime's threads, which a fork would copy mid-flight.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(chunker,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(chunker, os.getpid())) as pool:
         yield from pool.map(_chunk_in_worker, articles, chunksize=max(1, min(64, len(articles) // (workers * 8))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -91,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(run=cmd_serve)
 
     args = parser.parse_args(argv)
-    # Warnings (and with RAG_LOG_LEVEL=INFO or DEBUG more) go to stderr.
-    logging.basicConfig(level=Settings.from_env().log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(Settings.from_env().log_level)
     import sqlite3
 
     from rag.store import StoreError, explain
@@ -104,8 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         known = explain(err, getattr(args, "index", None) or Settings.from_env().index_dir)
         if known is None:
             raise
-        print(f"rag: {known}", file=sys.stderr)
+        print(f"rag: {printable(str(known))}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _configure_logging(level: str) -> None:
+    """Warnings (and with RAG_LOG_LEVEL=INFO or DEBUG more) go to stderr. The level is
+    set on the handler too: bm25s sets its own logger to DEBUG when imported, which
+    the root logger's level alone does not hold back (it printed "DEBUG bm25s:
+    Building index from IDs objects" on every build)."""
+    handler = logging.StreamHandler()
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def _index_arg(parser: argparse.ArgumentParser) -> None:
@@ -134,16 +145,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         report = Builder(settings, progress=bars)(full=args.full)
     except BuildBusy as err:
-        print(f"rag: {err}", file=sys.stderr)
+        print(f"rag: {printable(str(err))}", file=sys.stderr)
         return EXIT_BUSY
     except FileNotFoundError as err:
-        print(f"rag: {err}", file=sys.stderr)
+        print(f"rag: {printable(str(err))}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         bars.close()
     for skipped in report.skipped:
-        print(f"skipped {skipped}", file=sys.stderr)
-    print(report.summary())
+        print(f"skipped {printable(str(skipped))}", file=sys.stderr)
+    for note in report.notes:
+        print(f"note: {printable(note)}", file=sys.stderr)
+    print(printable(report.summary()))
     return EXIT_SKIPPED if args.strict and report.skipped else 0
 
 
@@ -187,13 +200,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         date_from, date_to = validate.date_range(args.date_from, args.date_to, ("--from", "--to"))
         question = None if args.question is None else validate.question(args.question)
     except validate.BadInput as err:
-        print(f"rag ask: {err}", file=sys.stderr)
+        print(f"rag ask: {printable(str(err))}", file=sys.stderr)
         return EXIT_ERROR
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(settings)
     for problem in pipeline.store.problems:
-        print(f"rag: note: {problem}", file=sys.stderr)
+        print(f"rag: note: {printable(problem)}", file=sys.stderr)
     filters = Filters(tuple(args.source), date_from, date_to) or None
 
     def answer(text: str) -> None:
@@ -216,7 +229,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             reason = str(err) if isinstance(err, validate.BadInput) else f"not UTF-8 text ({err.reason} at byte {err.start})"
             if args.json:
                 print(json.dumps({"line": number, "error": f"skipped: {reason}"}), flush=True)
-            print(f"rag ask: line {number} skipped: {reason}", file=sys.stderr, flush=True)
+            print(f"rag ask: line {number} skipped: {printable(reason)}", file=sys.stderr, flush=True)
     return EXIT_SKIPPED if refused else 0
 
 
@@ -231,14 +244,29 @@ def _stdin_question(line: bytes) -> str | None:
     return validate.question(text)
 
 
+TERMINAL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (a newline that forges an output line, escape sequences that
+clear the screen or retitle the window) and bidirectional overrides (which reorder
+what is shown)."""
+
+
+def printable(text: object, keep: str = "") -> str:
+    """`text` safe for a terminal: each unsafe character but those in `keep` shown
+    as its Python escape (`\\n`, `\\x1b`, `\\u202e`). File names and articles'
+    text reach the terminal through here."""
+    return TERMINAL_UNSAFE.sub(
+        lambda m: m.group() if m.group() in keep else m.group().encode("unicode_escape").decode("ascii"), str(text)
+    )
+
+
 def format_answer(answer) -> str:
     """The answer, then one line per citation: title — outlet, date."""
-    lines = [f"note: {answer.notice}", ""] if answer.notice else []
-    lines += [answer.text, ""]
+    lines = [f"note: {printable(answer.notice)}", ""] if answer.notice else []
+    lines += [printable(answer.text, keep="\n"), ""]
     if answer.abstained:
         lines.append("Closest passages:")
         for hit in answer.passages[:3]:
-            snippet = " ".join(hit.text.split())[:160]
+            snippet = printable(" ".join(hit.text.split())[:160])
             lines.append(f"- {_reference(hit.title, hit.source, hit.published)}: {snippet}…")
         return "\n".join(lines)
     previous = None
@@ -248,11 +276,12 @@ def format_answer(answer) -> str:
         previous = c.article_id
     for claim in answer.claims:
         if not claim.supported:
-            lines.append(f"! not supported by the sources it cites: {claim.text}")
+            lines.append(f"! not supported by the sources it cites: {printable(claim.text)}")
     return "\n".join(lines)
 
 
 def _reference(title: str, source: str, published: str) -> str:
+    title, source, published = printable(title), printable(source), printable(published)
     where = ", ".join(x for x in (source, published[:10]) if x)
     return f"{title} — {where}" if where else title
 
@@ -280,12 +309,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         index_dir=index,
         corpus_dir=corpus,
+        allow_outside_links=True,  # corpus.json is our own link to the dataset
         backend=args.backend,
         llm_base_url=args.llm_base_url,
         llm_model=args.llm_model,
     )
     builder = Builder(settings, progress=_ProgressBars(disable=False))
-    print(builder().summary(), file=sys.stderr)
+    print(printable(builder().summary()), file=sys.stderr)
     pipeline = Pipeline(settings, embedder=builder._embedder)
     if kind == "multihop":
         result = evaluate.evaluate_multihop(pipeline, data[: args.limit], k=args.k, llm=args.llm)
@@ -351,7 +381,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps({**stats, "problems": problems}))
         return 0
     for problem in problems:
-        print(f"rag: {problem}", file=sys.stderr)
+        print(f"rag: {printable(problem)}", file=sys.stderr)
     print(f"index:      {settings.index_dir}/")
     print(f"articles:   {stats['articles']}")
     print(f"chunks:     {stats['chunks']}")
@@ -360,7 +390,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"model:      {stats['model']} ({stats['dimension']}-d)")
     print(f"chunking:   {stats['chunking']}")
     print(f"size:       {stats['index_bytes'] / 1e6:.1f} MB on disk")
-    print(f"last build: {stats['last_build']} ({stats['last_report']})")
+    print(f"last build: {stats['last_build']} ({printable(str(stats['last_report']))})")
     print(f"health:     {'ok' if not problems else f'{len(problems)} problem(s), see above'}")
     return 0
 

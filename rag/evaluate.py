@@ -6,7 +6,8 @@ chunk is relevant when a gold `fact`, whitespace removed, is inside its text;
 Hits@4, Hits@10, MRR@10 and MAP@10 (divided by min(#facts, 10)) over the
 non-null queries. On top: citation hit rate (a cited sentence overlaps a gold
 fact) and abstention precision / recall, where `null_query` items (and the
-off-topic questions in tests/data/offtopic_questions.txt) should abstain.
+off-topic questions in rag/data/offtopic_questions.txt, shipped with the package)
+should abstain.
 
 SQuAD v1.1 files ({"data": [{"title", "paragraphs": [{"context", "qas"}]}]}) are
 indexed paragraph by paragraph and scored on passage hit@3 (the gold paragraph
@@ -27,7 +28,20 @@ from rag.llm import MARKER, NO_ANSWER
 from rag.pipeline import Pipeline
 from rag.settings import DEFAULT_K
 
-OFFTOPIC = Path(__file__).resolve().parents[1] / "tests" / "data" / "offtopic_questions.txt"
+OFFTOPIC = Path(__file__).resolve().parent / "data" / "offtopic_questions.txt"
+"""Questions no news corpus answers; package data (pyproject `package-data`), so an
+installed `rag eval` scores abstention on the same questions as a checkout."""
+
+
+def offtopic_questions() -> list[str]:
+    """The off-topic questions; a missing file is an error, never a silently different figure."""
+    try:
+        return [line for line in OFFTOPIC.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{OFFTOPIC} is missing (it ships with the rag-news package: reinstall it); "
+            "without it the abstention figures would cover other questions"
+        ) from None
 
 
 def squash(text: str) -> str:
@@ -120,8 +134,8 @@ def evaluate_multihop(
         cited_hit += any(s in f or f in s for s in cited for f in facts)
     should_abstain = [not q["evidence_list"] for q in queries]
     did_abstain = [a.abstained for a in answers]
-    if offtopic and OFFTOPIC.exists():
-        extra, extra_seconds, _ = _ask_all(pipeline, OFFTOPIC.read_text().splitlines(), k)
+    if offtopic:
+        extra, extra_seconds, _ = _ask_all(pipeline, offtopic_questions(), k)
         should_abstain += [True] * len(extra)
         did_abstain += [a.abstained for a in extra]
         seconds += extra_seconds

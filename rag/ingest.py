@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -48,12 +49,50 @@ class Article:
     url: str = ""
     author: str = ""
     category: str = ""
+    dropped: int = field(default=0, compare=False)
+    """Characters of a plain-text file left out as site boilerplate (header and
+    footer lines that are not metadata); not stored, not part of the hash."""
+
+    def __post_init__(self) -> None:
+        # Metadata is printed on terminals and in the UI: a title that carries a
+        # newline or an escape sequence could forge output lines or drive the terminal.
+        for name in METADATA_FIELDS:
+            value = getattr(self, name)
+            if CONTROL.search(value) or BIDI.search(value):
+                object.__setattr__(self, name, " ".join(CONTROL.sub(" ", BIDI.sub("", value)).split()))
 
     @property
     def hash(self) -> str:
         """Content hash: changes when the text or any metadata changes."""
-        payload = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        data = asdict(self)
+        del data["dropped"]  # how much boilerplate was cut is not content
+        payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @property
+    def dropped_share(self) -> float:
+        """Share of the file's text left out as boilerplate."""
+        return self.dropped / max(1, self.dropped + len(self.text))
+
+    def dropped_note(self) -> str | None:
+        """What the build reports when more than `DROPPED_REPORT_SHARE` of the file was left out."""
+        if self.dropped_share <= DROPPED_REPORT_SHARE:
+            return None
+        return (
+            f"{self.path}: {self.dropped} of {self.dropped + len(self.text)} characters "
+            f"({self.dropped_share:.0%}) left out as site boilerplate above or below the story; "
+            "if that is article text, give it a blank line before and after each paragraph, or save it as .json"
+        )
+
+
+DROPPED_REPORT_SHARE = 0.10
+"""A page's header and footer are usually a few percent of it (the sample article: 5 %)."""
+METADATA_FIELDS = ("title", "source", "published", "url", "author", "category")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters (C0, DEL, C1): never part of metadata, spaces in a story."""
+BIDI = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Bidirectional marks and overrides, which reorder what a terminal shows: not
+kept in metadata (a story keeps them: right-to-left text needs them)."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +105,39 @@ class Skipped:
         return f"{self.path}: {self.reason}"
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
-    """All non-hidden files below the corpus folder, in a stable order."""
-    files = []
+def corpus_files(corpus_dir: Path, allow_outside_links: bool = False) -> list[Path]:
+    """All non-hidden files below the corpus folder, in a stable order (see `list_corpus`)."""
+    return list_corpus(corpus_dir, allow_outside_links)[0]
+
+
+def list_corpus(corpus_dir: Path, allow_outside_links: bool = False) -> tuple[list[Path], list[Skipped]]:
+    """All non-hidden files below the corpus folder, in a stable order, and the
+    symbolic links refused: one that leads out of the corpus folder (to another
+    user's or a root-only file, which the index would then quote to anyone who
+    asks) unless `allow_outside_links`, and one that leads nowhere."""
+    files: list[Path] = []
+    refused: list[Skipped] = []
+    root = corpus_dir.resolve()
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        if any(part.startswith(".") for part in rel.parts):
             continue
-        files.append(path)
-    return files
+        if path.is_symlink():
+            if not path.exists():
+                refused.append(Skipped(rel.as_posix(), "broken symbolic link (its target does not exist)"))
+                continue
+            if not allow_outside_links and not path.resolve().is_relative_to(root):
+                refused.append(
+                    Skipped(
+                        rel.as_posix(),
+                        "symbolic link to a file outside the corpus folder: not read "
+                        "(set RAG_ALLOW_OUTSIDE_LINKS=true to index such links)",
+                    )
+                )
+                continue
+        if path.is_file():
+            files.append(path)
+    return files, refused
 
 
 def read_file(path: Path, corpus_dir: Path, max_bytes: int) -> Iterator[Article | Skipped]:
@@ -265,14 +328,14 @@ def _read_plain(text: str, rel: str, stem: str) -> Article | None:
     first, last = span
     for paragraph in paragraphs[:first]:
         for line in paragraph.splitlines():
-            line = line.strip().lstrip("#").strip()
+            line = _header_line(line)
             match = HEADER_FIELD.match(line)
             if match:
                 fields[match.group(1).lower()] = match.group(2).strip()
             elif line:
                 header_lines.append(line)
     date = fields.get("date") or fields.get("published") or fields.get("published_at") or ""
-    counts = {line: header_lines.count(line) for line in header_lines}
+    counts = Counter(header_lines)  # not list.count per line: quadratic in a long header
     source = fields.get("source") or fields.get("outlet") or ""
     title = fields.get("title", "")
     for line in reversed(header_lines):
@@ -295,6 +358,11 @@ def _read_plain(text: str, rel: str, stem: str) -> Article | None:
     if not date and (match := FILENAME_DATE.search(stem)):
         date = match.group(0)
     url = fields.get("url", "")
+    # Left out: header lines that are none of the metadata, and everything after the story.
+    used = {title, source, fields.get("author", ""), *(line for line in header_lines if DATE_LINE.match(line))}
+    byline = [line for line in header_lines if re.match(r"^by\s+", line, re.I) and line[3:].strip() == fields.get("author")]
+    dropped = sum(len(line) for line in header_lines if line not in used and line not in byline)
+    dropped += sum(len(p) for p in paragraphs[last + 1 :])
     return Article(
         id=url or rel,
         path=rel,
@@ -305,26 +373,45 @@ def _read_plain(text: str, rel: str, stem: str) -> Article | None:
         url=url,
         author=fields.get("author", ""),
         category=fields.get("category", ""),
+        dropped=dropped,
     )
 
 
+def _header_line(line: str) -> str:
+    return line.strip().lstrip("#").strip()
+
+
 def _story_span(paragraphs: list[str]) -> tuple[int, int] | None:
-    """First and last paragraph of the largest run of prose (one short line, a
-    subhead, may sit inside a run); a lone promotional sentence above the
-    header does not start the story."""
-    runs: list[tuple[int, int, int]] = []  # (characters, first, last)
+    """First and last paragraph of the story: from the first prose paragraph to
+    the last, with everything between (lists, subheads, captions: a file may even
+    hold many articles), so that no prose is lost. Only a short run of prose
+    *above the article's header* (a site banner: "Make a donation!") does not
+    start the story; the header is told by a date line, a `Field: value` line or
+    a line printed twice (the outlet)."""
+    runs: list[tuple[int, int]] = []  # (first, last) paragraph of each run of prose
     for i, paragraph in enumerate(paragraphs):
         if not _is_prose(paragraph):
             continue
-        if runs and i - runs[-1][2] <= STORY_GAP:
-            size, first, _ = runs[-1]
-            runs[-1] = (size + len(paragraph), first, i)
+        if runs and i - runs[-1][1] <= STORY_GAP:
+            runs[-1] = (runs[-1][0], i)
         else:
-            runs.append((len(paragraph), i, i))
+            runs.append((i, i))
     if not runs:
         return None
-    _, first, last = max(runs)
-    return first, last
+    start = 0
+    while start + 1 < len(runs):
+        first, last = runs[start]
+        words = sum(len(p.split()) for p in paragraphs[first : last + 1])
+        if words > BANNER_MAX_WORDS or not _is_header(paragraphs[last + 1 : runs[start + 1][0]]):
+            break
+        start += 1
+    return runs[start][0], runs[-1][1]
+
+
+def _is_header(paragraphs: list[str]) -> bool:
+    """Whether these non-prose paragraphs look like an article's header."""
+    lines = [_header_line(line) for p in paragraphs for line in p.splitlines() if line.strip()]
+    return any(DATE_LINE.match(line) or HEADER_FIELD.match(line) for line in lines) or len(set(lines)) < len(lines)
 
 
 # What counts as the story in a plain-text page, set on the sample article and
@@ -334,7 +421,9 @@ PROSE_MIN_WORDS = 8
 PROSE_ANY_END_WORDS = 40
 """... and one this long is prose however it ends (a paragraph cut off mid-sentence)."""
 STORY_GAP = 2
-"""Paragraphs between two prose paragraphs of one story (a subhead, a photo credit)."""
+"""Paragraphs between two prose paragraphs of one run (a subhead, a photo credit)."""
+BANNER_MAX_WORDS = 40
+"""A run of prose this short followed by the header is a site banner, not the story."""
 HEADLINE_MIN_WORDS = 3
 """The title is the last header line of at least this many words ..."""
 BYLINE_MAX_WORDS = 5
@@ -361,9 +450,15 @@ def _is_prose(paragraph: str) -> bool:
 
 
 def _normalise_space(text: str) -> str:
-    """Trim trailing spaces and collapse runs of blank lines; offsets are taken after this."""
-    text = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n"))
+    """Trim trailing spaces and collapse runs of blank lines; control characters
+    (escape sequences, a form feed) become spaces. Offsets are taken after this."""
+    text = BODY_CONTROL.sub(" ", text.replace("\r\n", "\n"))
+    text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""`CONTROL` less the tab and line break, which a story's text keeps."""
 
 
 def normalise_date(value: str) -> str:

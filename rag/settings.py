@@ -83,6 +83,12 @@ class Settings:
     max_file_mb: float = 25.0
     """Files larger than this are reported and skipped instead of read."""
 
+    allow_outside_links: bool = False
+    """Index symbolic links in the corpus that lead out of it. Off: such a link (to
+    another user's or a root-only file, say) is reported by name and skipped, so
+    that nobody who can write the corpus folder gets a file quoted that they could
+    not read themselves. Links within the corpus are always followed."""
+
     log_level: str = "WARNING"
     """Python logging level of the `rag` command and the app (DEBUG, INFO, WARNING)."""
 

@@ -122,7 +122,7 @@ def test_answer_phrased_unlike_the_question_is_found(pipeline, question):
 
 
 def test_off_topic_questions_are_still_refused(pipeline):
-    questions = (ROOT / "tests" / "data" / "offtopic_questions.txt").read_text().splitlines()
+    questions = (ROOT / "rag" / "data" / "offtopic_questions.txt").read_text().splitlines()
     refused = [pipeline.ask(q).abstained for q in questions if q]
     assert len(refused) == 30 and all(refused)
 

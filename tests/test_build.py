@@ -181,6 +181,7 @@ def test_cli_build_strict_and_stats(settings, corpus):
     assert "skipped empty.txt: empty file" in result.stderr
     assert "skipped broken.jsonl:2: malformed JSON" in result.stderr
     assert "2 added" in result.stdout and "2 skipped" in result.stdout
+    assert "DEBUG" not in result.stderr  # bm25s sets its logger to DEBUG; the default level is WARNING
     strict = run_cli("build", *args, "--strict")
     assert strict.returncode == 1 and "0 embedded" in strict.stdout
     stats = run_cli("stats", "--index", str(settings.index_dir), "--json")
@@ -208,3 +209,19 @@ def test_every_stage_reports_progress_in_order(settings, embedder, corpus):
         steps = [(done, total) for s, done, total in seen if s == stage]
         assert steps[-1][0] == steps[-1][1] > 0, stage  # each ends complete
         assert [done for done, _ in steps] == sorted(done for done, _ in steps), stage
+
+
+def test_text_left_out_as_boilerplate_is_reported(settings, embedder, corpus):
+    (corpus / "promo.txt").write_text(
+        "Subscribe now and save 50 percent on your first year of access!\n\nDaily Planet\n\n"
+        "Mayor opens new bridge\n\nDaily Planet\n\nMarch 3, 2021\n\n"
+        "The mayor opened the new bridge on Wednesday after three years of work.\n\n"
+        "Share this article\n\nMore from Daily Planet\n\nSport\n\nWeather\n"
+    )
+    report = build(settings, embedder)
+    assert report.added == 2 and report.skipped == []
+    [note] = report.notes  # the sample article's header and footer are 5 % of it: not reported
+    assert note.startswith("promo.txt: ") and "left out as site boilerplate" in note
+    assert report.summary().endswith("; 1 file(s) partly left out as boilerplate (see notes)")
+    result = run_cli("build", "--corpus", str(corpus), "--index", str(settings.index_dir), "--quiet", "--full")
+    assert "note: promo.txt: " in result.stderr

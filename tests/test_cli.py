@@ -112,3 +112,40 @@ def test_valid_limits_still_answer(index):
     assert result.returncode == 0, result.stderr.decode()
     data = json.loads(result.stdout)
     assert len(data["passages"]) == 1 and data["citations"]
+
+
+# ---------------------------------------------------------------- control characters (issue 17, item 13)
+
+FORGED = "x\narticles: 99 added, 0 updated, 0 removed, 0 unchanged, 0 skipped; chunks: 1 embedded, 1 in index; 0.1 s\n"
+
+
+def test_file_names_cannot_forge_output_or_drive_the_terminal(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / SAMPLE.name).write_text(SAMPLE.read_text())
+    (corpus / f"{FORGED}.txt").write_text("")  # skipped: named in the output
+    (corpus / "clear\x1b[2J\x1b]0;owned\x07.txt").write_text(
+        "Clear\x1b[2J title\n\nA story about the \x1b[31mharbour\x1b[0m ferries, which run every hour from the pier.\n"
+    )
+    build = rag("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--quiet")
+    out, err = build.stdout.decode(), build.stderr.decode()
+    assert build.returncode == 0, err
+    assert out.count("\n") == 1 and out.startswith("articles: 2 added")  # one summary line, the real one
+    assert "\x1b" not in out + err and "\x07" not in err
+    assert "skipped x\\narticles: 99 added" in err and all(
+        line.startswith(("skipped ", "note: ")) for line in err.splitlines()
+    )
+
+    answer = rag("ask", "--index", str(tmp_path / "index"), "How often do the harbour ferries run?")
+    text = answer.stdout.decode()
+    assert answer.returncode == 0 and "ferries" in text
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_answers_show_control_characters_as_escapes():
+    from rag.answer import Answer, Citation
+    from rag.cli import format_answer
+
+    citation = Citation(1, "A sentence.", "a", "Title\x1b[2J\nforged: line", "Out\u202elet", "2020-01-01", "", "", 0, 11, 1.0)
+    shown = format_answer(Answer(question="q", text="A sentence. [1]", abstained=False, citations=[citation]))
+    assert shown.splitlines() == ["A sentence. [1]", "", "[1] Title\\x1b[2J\\nforged: line — Out\\u202elet, 2020-01-01"]

@@ -119,3 +119,65 @@ def test_killed_full_rebuild_leaves_old_or_new(tmp_path, many):
         assert articles in (len(TOPICS), len(TOPICS) - 10)
     timed_build(many, index)
     assert IndexStore(index).counts()["articles"] == len(TOPICS) - 10
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_chunking_workers_exit_when_the_build_is_killed(tmp_path):
+    from rag.build import PARALLEL_CHUNKING_MIN
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(PARALLEL_CHUNKING_MIN * 8):  # chunked in parallel, for seconds
+        (corpus / f"a{i:04d}.txt").write_text(article_text(f"topic{i} harbour", n=12))
+    index = tmp_path / "index"
+    env = {**os.environ, "RAG_CHUNK_WORKERS": "2"}
+    command = [sys.executable, "-m", "rag.cli", "build", "--corpus", str(corpus), "--index", str(index), "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline and len(workers) < 2:
+            workers = [pid for pid in children(process.pid) if b"spawn_main" in cmdline(pid)]
+            time.sleep(0.05)
+        assert len(workers) >= 2, process.stderr.read().decode() if process.poll() is not None else "no workers"
+        time.sleep(1.5)  # into their work
+        everything = children(process.pid)  # the workers and multiprocessing's resource tracker
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        assert stored_articles(index) == 0  # killed while chunking, before any article was written
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in everything) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in everything if alive(pid)]
+    finally:
+        for pid in workers:  # never leave them behind, even when the test fails
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, SHARED_DATA
 
-from rag.ingest import Article, Skipped, normalise_date, read_file
+from rag.ingest import DROPPED_REPORT_SHARE, Article, Skipped, normalise_date, read_file
 
 MAX = 25_000_000
 
@@ -47,6 +47,8 @@ def test_plain_text_rules_are_general_not_for_one_file(tmp_path):
     )
     assert article.text.startswith("The mayor opened")
     assert "Subscribe" not in article.text and "Share this" not in article.text
+    assert article.dropped == len("Subscribe now and save 50 percent on your first year of access!Share this article")
+    assert article.dropped_note().startswith("story.txt: 81 of 246 characters (33%) left out")
 
 
 def test_markdown_heading_and_key_value_header(tmp_path):
@@ -184,3 +186,102 @@ def test_multihop_corpus_ingests_as_it_is():
     assert all(a.title and a.source and a.published[:4].isdigit() and a.text for a in articles)
     # Nothing of a body is lost or added: only runs of blank lines are collapsed.
     assert all(a.text.split() == r["body"].split() for a, r in zip(articles, records))
+
+
+# ---------------------------------------------------------------- no prose lost (issue 17, item 4)
+
+LIST_IN_THE_MIDDLE = """City trains
+Metro line 4 closes for repairs
+
+Transit News
+
+March 3, 2021
+
+The city's busiest metro line will close for three weeks from Monday, affecting 240,000 daily riders, the transit authority said.
+
+The line will stop at:
+
+Central Station
+
+Harbour Bridge
+
+Old Town
+
+Replacement buses will run every five minutes between the closed stations, officials said on Friday.
+
+The repairs cost 45 million dollars and had been delayed twice since 2019.
+"""
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".md"])
+def test_a_list_inside_the_story_keeps_the_lede_and_the_title(tmp_path, suffix):
+    path = tmp_path / f"metro{suffix}"
+    path.write_text(LIST_IN_THE_MIDDLE)
+    [article] = read(path)
+    assert (article.title, article.source, article.published) == ("Metro line 4 closes for repairs", "Transit News", "2021-03-03")
+    assert article.text.startswith("The city's busiest metro line will close")  # the lede, with its figures
+    assert "The line will stop at:\n\nCentral Station\n\nHarbour Bridge\n\nOld Town\n\nReplacement buses" in article.text
+    assert article.text.endswith("delayed twice since 2019.")
+    assert article.dropped == len("City trains")  # the kicker above the headline
+
+
+def long_article(sections: int) -> tuple[str, list[str]]:
+    """A long feature: prose under subheads, with lists, captions and 'Advertisement'
+    lines between, as scraped; returns the file text and its prose paragraphs."""
+    parts, prose = ["Port Authority Weekly", "The long history of the harbour", "May 2, 2022"], []
+    for i in range(sections):
+        paragraphs = [
+            f"Section {i} tells how the harbour grew in the year {1800 + i}, when {i % 7 + 2} new piers were built.",
+            f"Dock workers in section {i} unloaded grain, timber and coal, the records of the port show.",
+        ]
+        prose += paragraphs
+        parts += [f"Part {i}", paragraphs[0], "Advertisement", "Photo: Port archive", "Cargo that year:", "Grain", "Timber", "Coal", paragraphs[1]]
+    return "\n\n".join([*parts, "Share this article", "Subscribe"]) + "\n", prose
+
+
+def test_a_long_article_with_lists_and_subheads_is_kept_whole(tmp_path):
+    text, prose = long_article(sections=20_000)  # 4.5 MB: the old rule kept one section
+    path = tmp_path / "harbour.txt"
+    path.write_text(text)
+    [article] = read(path)
+    assert article.title == "The long history of the harbour" and article.published == "2022-05-02"
+    assert article.text.startswith(prose[0]) and article.text.endswith(prose[-1])
+    at = 0
+    for paragraph in prose:  # every prose paragraph, in order
+        at = article.text.index(paragraph, at) + len(paragraph)
+    assert article.dropped == len("Port Authority Weekly") + len("Share this article") + len("Subscribe")
+    assert article.dropped_share < 0.001
+
+
+@pytest.mark.skipif(not MULTIHOP.exists(), reason="../shared/data is not present")
+def test_a_text_file_of_150_multihop_bodies_keeps_all_their_prose(tmp_path):
+    bodies = [r["body"] for r in json.loads(MULTIHOP.read_text())[:150]]
+    path = tmp_path / "bodies.txt"
+    path.write_text("\n\n".join(bodies))
+    assert path.stat().st_size > 1_700_000
+    [article] = read(path)
+    assert article.text.split() == "\n\n".join(bodies).split()  # was about 5 % of it
+    assert article.dropped == 0
+
+
+def test_what_is_dropped_is_counted(tmp_path):
+    [sample] = read(SAMPLE)
+    banner = ["UNITED24 - Make a charitable donation in support of Ukraine!", "Weapons of Mass Destruction (WMD)"]
+    assert sample.dropped == sum(map(len, banner)) + len("Join the GlobalSecurity.org mailing list")
+    assert sample.dropped_share < DROPPED_REPORT_SHARE and sample.dropped_note() is None
+    assert Article(id="a", path="a.txt", text="x", dropped=5).hash == Article(id="a", path="a.txt", text="x").hash
+
+
+# ---------------------------------------------------------------- control characters (issue 17, item 13)
+
+
+def test_control_characters_never_reach_metadata(tmp_path):
+    path = tmp_path / "evil\x1b[2Jname\nskipped x.txt"
+    path.write_text("A story long enough to be read as the text of an article, with an \x1b[31mescape.\n")
+    [article] = read(path)
+    assert article.title == "evil [2Jname skipped x"  # from the file name, escape and newline gone
+    assert "\x1b" not in article.text and "an  [31mescape." in article.text
+    record = {"title": "Evil\n\x1b]0;pwned\x07 title \u202egnp.exe", "source": "Out\rlet", "body": "Fine body text."}
+    (tmp_path / "evil.json").write_text(json.dumps(record))
+    [article] = read(tmp_path / "evil.json")
+    assert (article.title, article.source) == ("Evil ]0;pwned title gnp.exe", "Out let")

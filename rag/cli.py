@@ -227,6 +227,7 @@ def _stdin_question(line: bytes) -> str | None:
 def format_answer(answer) -> str:
     """The answer, then one line per citation: title — outlet, date."""
     lines = [f"note: {answer.notice}", ""] if answer.notice else []
+    lines += [f"({answer.searched})", ""] if answer.searched else []
     lines += [answer.text, ""]
     if answer.abstained:
         lines.append("Closest passages:")

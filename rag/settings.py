@@ -128,6 +128,10 @@ class Settings:
     """Gradio's temporary copies of uploaded files are deleted after this many seconds
     (and all of them when the server stops); ours are removed as soon as they are saved."""
 
+    time_reference: str = "newest"
+    """What "today", "this week", "last month" in a question count from: `newest`
+    (the day of the newest article in the index: right for an archive) or `today`."""
+
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""

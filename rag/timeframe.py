@@ -89,6 +89,12 @@ class Timeframe:
     outside: bool = False
     """The dates lie outside the index's articles, so all dates were searched
     ("spent in 2021" asked of 2023 news names the time of a fact, not of the news)."""
+    parts: int = 0
+    """Separate dates or ranges named, days on their own included ("after May 2023,
+    before July 2023": 2; "in October 2023, and on December 15, 2023": 2)."""
+    soft: bool = False
+    """Articles of these dates are lifted, the others still searched: the time is
+    that of one part of a question about several reports (see `Pipeline.time_asked`)."""
 
     def __bool__(self) -> bool:
         return bool(self.date_from or self.date_to or self.recent)
@@ -104,6 +110,8 @@ class Timeframe:
         else:
             dates = ""
         what = "searched articles " + dates if dates else "searched all articles"
+        if self.soft and dates:
+            what = "searched all articles, first those " + dates
         if self.outside:
             what = f"no articles {dates} in the index; searched all dates"
         if self.recent:
@@ -151,8 +159,10 @@ def timeframe(question: str, reference: date) -> Timeframe | None:
         spans.append(_relative(m, reference))
         take(m)
     # A day on its own is not a range (see the module docstring); hide it from the year pattern.
+    lone_days = 0
     for m in list(_DAY_ONLY.finditer(text)):
         text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]
+        lone_days += 1
     for m in list(_SPAN.finditer(text)):
         written = m["a"] or m["b"]
         if _DAY_ONLY.fullmatch(written):
@@ -161,6 +171,7 @@ def timeframe(question: str, reference: date) -> Timeframe | None:
         if point:
             spans.append(point)
             take(m)
+    parts = len(phrases) + lone_days
     recent = _RECENT.search(text)
     if recent:
         take(recent)
@@ -180,6 +191,7 @@ def timeframe(question: str, reference: date) -> Timeframe | None:
         date_to=end.isoformat() if end else "",
         recent=recent is not None,
         phrase=phrase,
+        parts=parts,
     )
 
 
@@ -196,7 +208,7 @@ def within(frame: Timeframe, oldest: str, newest: str) -> Timeframe:
 def latest(frame: Timeframe, newest_relevant: str) -> Timeframe:
     """`frame` ("the latest on X") narrowed to the `RECENT_DAYS` up to the day of
     the newest article found about X, unless it has a start already."""
-    if not frame.recent or frame.date_from or not newest_relevant:
+    if not frame.recent or frame.date_from or frame.soft or not newest_relevant:
         return frame
     start = date.fromisoformat(newest_relevant[:10]) - timedelta(days=RECENT_DAYS - 1)
     return replace(frame, date_from=start.isoformat(), date_to=frame.date_to or newest_relevant[:10])

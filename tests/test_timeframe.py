@@ -15,7 +15,7 @@ from rag.cli import format_answer
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters
 from rag.settings import Settings
-from rag.timeframe import Timeframe, timeframe, within
+from rag.timeframe import timeframe, within
 
 REFERENCE = date(2023, 12, 20)  # a Wednesday
 DATA = Path(__file__).parent / "data" / "time"
@@ -75,7 +75,7 @@ def test_time_in_a_question(question):
     if expected is None:
         assert frame is None, frame
         return
-    assert frame == Timeframe(*expected)
+    assert (frame.date_from, frame.date_to, frame.recent, frame.phrase) == expected
 
 
 def test_dates_outside_the_index_search_everything_and_say_so():
@@ -157,3 +157,15 @@ def test_an_outlet_named_like_a_time_is_not_one(tmp_path, embedder):
     Builder(settings, embedder=embedder)()
     answer = Pipeline(settings, embedder=embedder).ask("What did Business Today | Latest News say about the harbour survey?")
     assert answer.searched == ""
+
+
+def test_a_time_of_one_part_of_a_question_lifts_instead_of_filtering(harbour):
+    """MultiHop-RAG's temporal questions ask about several reports, a bound for
+    one of them ("the report before October 22, 2023 and the one on June 14, 2023"):
+    filtering would lose the others (dev temporal hits@10 0.971 -> 0.938)."""
+    question = "Did the harbour dredging reports after November 1, 2023 and the report of June 14, 2023 agree on the cost?"
+    answer = harbour.ask(question)
+    assert answer.searched == 'searched all articles, first those from 2023-11-02 on ("after November 1, 2023")'
+    days = [p.published[:10] for p in answer.passages]
+    assert "2023-06-14" in days
+    assert set(days[:3]) == {"2023-06-14", "2023-11-15", "2023-12-13"}  # each part lifted to the top

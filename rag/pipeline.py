@@ -166,10 +166,8 @@ class Pipeline:
         for source in sources:
             text = re.sub(re.escape(source), " ", text, flags=re.I)
         frame = timeframe.timeframe(text, reference)
-        if frame and (len(sources) > 1 or frame.parts > 1):
-            # "The Age's report before October 22 and TechCrunch's of December 15": the
-            # time is that of one report; the others must still be found.
-            frame = replace(frame, soft=True)
+        if frame and timeframe.of_one_report(frame, text, len(sources)):
+            frame = None  # a day it names is still lifted (rag/retrieve.py)
         asked = question
         for turn in reversed(history):
             if frame or not is_follow_up(asked):
@@ -191,8 +189,6 @@ def with_time(filters: Filters | None, frame: timeframe.Timeframe | None) -> Fil
     if not frame:
         return filters
     filters = filters or Filters()
-    if frame.soft and not frame.outside:
-        return replace(filters, lift_from=frame.date_from, lift_to=frame.date_to, newest_first=frame.recent)
     if filters.date_from or filters.date_to or frame.outside:
         return replace(filters, newest_first=frame.recent)
     return replace(filters, date_from=frame.date_from, date_to=frame.date_to, newest_first=frame.recent)

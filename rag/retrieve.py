@@ -28,11 +28,8 @@ class Filters:
     date_to: str = ""
     """ISO dates, inclusive; articles without a date are dropped when either is set."""
     newest_first: bool = False
-    """Lift the newest articles ("the latest on ...")."""
-    lift_from: str = ""
-    lift_to: str = ""
-    """Lift articles published in this range (ISO days, inclusive; '' open). These
-    two and `newest_first` restrict nothing, so they do not make the filters true."""
+    """Lift the newest articles ("the latest on ..."); restricts nothing, so it
+    does not make the filters true."""
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.date_from or self.date_to)
@@ -186,9 +183,8 @@ class Retriever:
         named = {s.lower() for s in self.mentioned_sources(question)}
         days = mentioned_dates(question)
         newest_first = filters is not None and filters.newest_first
-        lift = (filters.lift_from, filters.lift_to or "9999") if filters is not None and (filters.lift_from or filters.lift_to) else None
         # Outlet and day of each candidate (lower-cased outlet, ISO day).
-        where = self.store.chunk_outlets_and_days(list(candidates)) if named or days or newest_first or lift else {}
+        where = self.store.chunk_outlets_and_days(list(candidates)) if named or days or newest_first else {}
         # "The latest on ...": the candidates' newest day first, lifted as a top rank of a list would be.
         recency = {day: rank for rank, day in enumerate(sorted({d for _, d in where.values() if d}, reverse=True))}
         for chunk_id, c in candidates.items():
@@ -200,8 +196,6 @@ class Retriever:
                 c.score += self.date_weight / self.rrf_k
             if newest_first and day:
                 c.score += self._rrf(recency[day], self.date_weight)
-            if lift and day and lift[0] <= day <= lift[1]:
-                c.score += self.date_weight / self.rrf_k
         ranked = sorted(candidates, key=lambda chunk_id: -candidates[chunk_id].score)
         ranked = interleave(ranked, groups(ranked, where, named, days))
         best = [(chunk_id, candidates[chunk_id]) for chunk_id in ranked[:k]]

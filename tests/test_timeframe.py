@@ -159,13 +159,15 @@ def test_an_outlet_named_like_a_time_is_not_one(tmp_path, embedder):
     assert answer.searched == ""
 
 
-def test_a_time_of_one_part_of_a_question_lifts_instead_of_filtering(harbour):
-    """MultiHop-RAG's temporal questions ask about several reports, a bound for
-    one of them ("the report before October 22, 2023 and the one on June 14, 2023"):
-    filtering would lose the others (dev temporal hits@10 0.971 -> 0.938)."""
+def test_a_time_of_one_of_several_reports_filters_nothing(harbour):
+    """MultiHop-RAG's temporal questions compare reports, the time naming one of
+    them ("the report before October 22, 2023 and the one on December 15, 2023"):
+    filtering by it would lose the others (dev temporal hits@10 0.971 -> 0.963)."""
     question = "Did the harbour dredging reports after November 1, 2023 and the report of June 14, 2023 agree on the cost?"
     answer = harbour.ask(question)
-    assert answer.searched == 'searched all articles, first those from 2023-11-02 on ("after November 1, 2023")'
-    days = [p.published[:10] for p in answer.passages]
-    assert "2023-06-14" in days
-    assert set(days[:3]) == {"2023-06-14", "2023-11-15", "2023-12-13"}  # each part lifted to the top
+    assert answer.searched == ""
+    assert "2023-06-14" in [p.published[:10] for p in answer.passages]
+    assert harbour.time_asked("What did the harbour dredging cost after November 1, 2023?")
+    assert not harbour.time_asked("Did the harbour dredging cost rise after November 1, 2023 in the subsequent report?")
+    assert harbour.time_asked("What did the harbour dredging cost after November 1, 2023 and before December 1, 2023?").parts == 1
+    assert not harbour.time_asked("Did the report after November 1, 2023 and the one after December 1, 2023 agree?")

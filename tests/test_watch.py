@@ -145,3 +145,35 @@ def test_serve_watch_makes_files_and_feed_items_answerable_without_a_build(tmp_p
         finally:
             process.terminate()
             process.wait(timeout=60)
+
+
+def test_ui_shows_when_the_index_changed_and_what_came_in_and_what_dates_were_searched(watched, browser):
+    """`rag serve --watch`'s status line under the upload box, refreshed while the
+    page stays open; a question naming a month shows the dates it searched."""
+    from conftest import TIMEOUT_MS
+
+    from ui.app import build_app
+
+    settings, pipeline, watcher = watched
+    demo = build_app(settings, pipeline, watcher=watcher)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{port}/")
+        line = page.locator("#watch-line")
+        line.get_by_text("Watching").wait_for()
+        (settings.corpus_dir / "otters.txt").write_text(OTTERS)
+        line.get_by_text("new: otters.txt").wait_for(timeout=DEADLINE * 1000)
+        assert "index updated" in line.inner_text()
+        box = page.locator("#question textarea")
+        box.fill("What did Putin say to Erdogan in February 2017?")
+        box.press("Enter")
+        note = page.locator("#chat .answer-searched")
+        note.wait_for()
+        assert "searched articles from 2017-02-01 to 2017-02-28" in note.inner_text()
+    finally:
+        context.close()
+        demo.close()

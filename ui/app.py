@@ -98,6 +98,9 @@ def build_app(
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
         )
+        if watcher is not None:  # `rag serve --watch`: when the index last changed and what came in
+            watch_line = gr.Markdown(watcher.status(), elem_id="watch-line")
+            gr.Timer(2).tick(watcher.status, None, watch_line, api_visibility="private", show_progress="hidden")
         turns = gr.State([])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
@@ -190,9 +193,6 @@ def build_app(
                             "" if allow_changes else "Index changes are disabled on this server (no password set).",
                             elem_id="status-line",
                         )
-                        if watcher is not None:  # `rag serve --watch`: when the index last changed, what came in
-                            watch_line = gr.Markdown(watcher.status(), elem_id="watch-line")
-                            gr.Timer(2).tick(watcher.status, None, watch_line, api_visibility="private", show_progress="hidden")
                         with gr.Accordion("Remove an article", open=False, elem_id="remove-box"):
                             remove_pick = gr.Dropdown(
                                 choices=removal_choices(indexed), label="Article", value=None, elem_id="remove-pick"

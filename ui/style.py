@@ -71,6 +71,7 @@ CSS = """
 .stat-v { font-weight: 700; font-size: 1rem; }
 .stat-k { font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
 #status-line { font-size: 0.9rem; }
+#watch-line, #watch-line p { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #ask, #clear { white-space: nowrap; }
 #articles table, #articles td, #articles th { font-family: var(--font) !important; font-size: 0.86rem; }
 #examples-row .label { display: none; }

@@ -151,7 +151,7 @@ class Watcher:
         for feed in report.feeds:
             for problem in feed.problems:
                 log.warning("feed %s: %s", feed.url, problem)
-        return report.summary() if report.feeds else ""
+        return report.summary() if report.saved else ""
 
     def build(self, now: Snapshot) -> WatchEvent | None:
         """Incremental build of the corpus as `now` saw it; None when another build

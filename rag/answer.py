@@ -124,6 +124,9 @@ class Answer:
     """For an LLM answer: its sentences, each marked supported or not."""
     notice: str = ""
     """Why the answer is not what was asked for, e.g. the LLM fallback."""
+    searched: str = ""
+    """The dates searched when the question named a time ("searched articles from
+    2023-10-01 to 2023-10-31"); see rag/timeframe.py."""
 
     def to_dict(self) -> dict:
         """The `rag ask --json` object."""
@@ -134,6 +137,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "mode": self.mode,
             **({"notice": self.notice} if self.notice else {}),
+            **({"searched": self.searched} if self.searched else {}),
             **({"sentences": [asdict(c) for c in self.claims]} if self.claims else {}),
             # "file", not "path": gradio_client takes any dict with a "path" key for a file to download.
             "citations": [{**_public(asdict(c)), "score": round(c.score, 4)} for c in self.citations],

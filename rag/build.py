@@ -27,7 +27,15 @@ from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
 from rag.embed import BUNDLED_NAMES, Embedder
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
-from rag.store import DATABASE, REBUILD_HINT, IndexDamaged, IndexStore, NotAnIndex, manifest_for, proven_ours
+from rag.store import (
+    DATABASE,
+    REBUILD_HINT,
+    IndexDamaged,
+    IndexStore,
+    NotAnIndex,
+    manifest_for,
+    proven_ours,
+)
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -89,7 +90,30 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--auth-file", type=Path, help="file whose first line is user:password, required to log in (or RAG_AUTH_FILE)")
     serve.add_argument("--auth", help="user:password on the command line: visible to every user in the process list, prefer RAG_AUTH or --auth-file")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback host without --auth")
+    _watch_args(serve, flag=True)
     serve.set_defaults(run=cmd_serve)
+
+    feed = commands.add_parser("feed", help="RSS/Atom feeds whose articles are saved into the corpus (docs/feeds.md)")
+    feed_commands = feed.add_subparsers(dest="feed_command", required=True)
+    for name, help_text in (
+        ("add", "follow a feed"), ("list", "the feeds followed"), ("remove", "stop following a feed (its articles stay)"),
+        ("pull", "save the feeds' new articles into the corpus, then update the index"),
+    ):  # fmt: skip
+        sub = feed_commands.add_parser(name, help=help_text)
+        sub.add_argument("--corpus", type=Path, help="folder of articles (default: corpus/)")
+        if name in ("add", "remove"):
+            sub.add_argument("url")
+        if name == "pull":
+            sub.add_argument("url", nargs="?", help="only this feed")
+            _index_arg(sub)
+            sub.add_argument("--no-build", action="store_true", help="save the articles, do not update the index")
+        sub.set_defaults(run=cmd_feed)
+
+    watch = commands.add_parser("watch", help="keep the index current: index corpus changes within seconds, pull feeds")
+    _index_arg(watch)
+    watch.add_argument("--corpus", type=Path, help="folder of articles (default: corpus/)")
+    _watch_args(watch, flag=False)
+    watch.set_defaults(run=cmd_watch)
 
     args = parser.parse_args(argv)
     _configure_logging(Settings.from_env().log_level)
@@ -131,8 +155,26 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _watch_args(parser: argparse.ArgumentParser, flag: bool) -> None:
+    if flag:
+        parser.add_argument("--watch", action="store_true", help="index corpus changes within seconds and pull feeds (see rag watch)")
+    parser.add_argument(
+        "--feeds-every", type=_duration, metavar="DURATION", help="pull the feeds this often, e.g. 30m, 2h, 90s (default: never)"
+    )
+
+
+def _duration(text: str) -> float:
+    """'30m', '2h', '90s', '45' (seconds) -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 2h, 90s)")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model", "auth", "auth_file", "ray_address")
+    names = ("index_dir", "corpus_dir", "model", "backend", "llm_base_url", "llm_model", "auth", "auth_file", "ray_address", "feeds_every")
     flags = {"index_dir": "index", "corpus_dir": "corpus"}
     return Settings.from_env(**{name: getattr(args, flags.get(name, name), None) for name in names})
 
@@ -262,6 +304,7 @@ def printable(text: object, keep: str = "") -> str:
 def format_answer(answer) -> str:
     """The answer, then one line per citation: title — outlet, date."""
     lines = [f"note: {printable(answer.notice)}", ""] if answer.notice else []
+    lines += [f"({printable(answer.searched)})", ""] if answer.searched else []
     lines += [printable(answer.text, keep="\n"), ""]
     if answer.abstained:
         lines.append("Closest passages:")
@@ -340,7 +383,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "(process list); set RAG_AUTH or use --auth-file instead",
             file=sys.stderr,
         )
-    return serve(settings_from(args), host=args.host, port=args.port, insecure=args.insecure)
+    return serve(settings_from(args), host=args.host, port=args.port, insecure=args.insecure, watch=args.watch)
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from rag import feeds
+
+    settings = settings_from(args)
+    feed_list = feeds.FeedList.of(settings)
+    try:
+        if args.feed_command == "add":
+            added = feed_list.add(args.url)
+            print(f"{'following' if added else 'already following'} {args.url.strip()}")
+        elif args.feed_command == "remove":
+            feed_list.remove(args.url)
+            print(f"no longer following {args.url} (its articles stay in {settings.corpus_dir}/)")
+        elif args.feed_command == "list":
+            for url, state in feed_list.load().items():
+                print(f"{url}  ({len(state.get('seen', []))} items seen; last pull: {state.get('last_pull') or 'never'}"
+                      + (f", {state['last_result']}" if state.get("last_result") else "") + ")")  # fmt: skip
+        else:
+            report = feeds.pull(settings, only=args.url)
+            for feed in report.feeds:
+                for problem in feed.problems:
+                    print(f"rag feed: {feed.url}: {problem}", file=sys.stderr)
+                print(feed.summary())
+            if report.saved and not args.no_build:
+                from rag.build import BuildBusy, Builder
+
+                try:
+                    print(Builder(settings)().summary())
+                except BuildBusy as err:
+                    print(f"rag feed: articles saved, index not updated: {err}", file=sys.stderr)
+                    return EXIT_BUSY
+    except feeds.FeedError as err:
+        print(f"rag feed: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from rag.watch import Watcher
+
+    watcher = Watcher(settings_from(args))
+    print(f"watching {watcher.settings.corpus_dir}/ (Ctrl+C stops)", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        watcher.run(on_build=lambda event: print(event.summary(), flush=True))
+    return 0
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

@@ -18,14 +18,17 @@ that long, not until the next question comes.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 
-from rag.answer import Answer, Answerer, Turn
+from rag import timeframe
+from rag.answer import Answer, Answerer, Turn, is_follow_up
 from rag.build import comparable_manifest
 from rag.embed import Embedder
 from rag.llm import LlmAnswerer
@@ -52,6 +55,8 @@ class IndexView:
     llm: LlmAnswerer
     built_at: str | None
     """`last_build` of the snapshot: when the build it shows completed."""
+    dates: tuple[str, str] = ("", "")
+    """Days of its oldest and newest dated article ('' when none has a date)."""
     users: int = 0
     """Answers reading it now."""
     retired: bool = False
@@ -121,7 +126,8 @@ class Pipeline:
             answerer = Answerer(store, self.embedder, retriever)
             # Load the segments now rather than on the first question.
             _ = store.segments
-            return IndexView(store, retriever, answerer, LlmAnswerer(self.settings, answerer), store.meta("last_build"))
+            llm = LlmAnswerer(self.settings, answerer)
+            return IndexView(store, retriever, answerer, llm, store.meta("last_build"), store.published_days())
         except BaseException:
             store.close()
             raise
@@ -190,16 +196,69 @@ class Pipeline:
         """The extractive answer, or with `llm=True` a generated one whose
         citations are verified (falling back to extractive if the server fails)."""
         with self._snapshot() as view:  # one snapshot for the whole answer
+            frame = self.time_asked(question, history, filters, view)
+            filters = with_time(filters, frame)
             if llm:
-                return view.llm(question, history=history, k=k, filters=filters)
-            return view.answerer(question, history=history, k=k, filters=filters)
+                answer = view.llm(question, history=history, k=k, filters=filters)
+            else:
+                answer = view.answerer(question, history=history, k=k, filters=filters)
+        return replace(answer, searched=frame.describe()) if frame else answer
 
     def stream(
         self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
         """LLM answer as it is generated (text pieces), then the verified Answer."""
         with self._snapshot() as view:
-            yield from view.llm.stream(question, history=history, k=k, filters=filters)
+            frame = self.time_asked(question, history, filters, view)
+            for piece in view.llm.stream(question, history=history, k=k, filters=with_time(filters, frame)):
+                yield replace(piece, searched=frame.describe()) if frame and isinstance(piece, Answer) else piece
+
+    def time_asked(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        filters: Filters | None = None,
+        view: IndexView | None = None,
+    ) -> timeframe.Timeframe | None:
+        """The time the question asks about (rag/timeframe.py); a follow-up keeps
+        the one of the question it follows. Relative words count from the newest
+        article's day, or from today (setting `time_reference`). Dates set in
+        `filters` (`--from`, `--to`) win over the question's."""
+        view = view or self.view
+        newest = view.dates[1]
+        reference = date.fromisoformat(newest) if newest and self.settings.time_reference == "newest" else date.today()
+        # An outlet's name is not a time: "Business Today | Latest Stock Market News".
+        text = question
+        sources = view.retriever.mentioned_sources(question)
+        for source in sources:
+            text = re.sub(re.escape(source), " ", text, flags=re.I)
+        frame = timeframe.timeframe(text, reference)
+        if frame and timeframe.of_one_report(frame, text, len(sources)):
+            frame = None  # a day it names is still lifted (rag/retrieve.py)
+        asked = question
+        for turn in reversed(history):
+            if frame or not is_follow_up(asked):
+                break
+            frame = timeframe.timeframe(turn.question, reference)
+            asked = turn.question  # a follow-up of a follow-up looks further back
+        if frame and filters and (filters.date_from or filters.date_to):
+            frame = replace(frame, date_from="", date_to="") if frame.recent else None
+        if frame and frame.recent and not frame.date_from:
+            # "The latest on X": the week up to the newest article the question finds.
+            found = view.retriever(question, filters=with_time(filters, frame))
+            frame = timeframe.latest(frame, max((hit.published for hit in found), default=""))
+        return timeframe.within(frame, *view.dates) if frame else None
+
+
+def with_time(filters: Filters | None, frame: timeframe.Timeframe | None) -> Filters | None:
+    """`filters` with the question's dates and newest-first wish; dates the caller
+    set (`--from`, `--to`) win over those in the question."""
+    if not frame:
+        return filters
+    filters = filters or Filters()
+    if filters.date_from or filters.date_to or frame.outside:
+        return replace(filters, newest_first=frame.recent)
+    return replace(filters, date_from=frame.date_from, date_to=frame.date_to, newest_first=frame.recent)
 
 
 def _watch(pipeline: weakref.ref, stop: threading.Event) -> None:

@@ -27,6 +27,9 @@ class Filters:
     date_from: str = ""
     date_to: str = ""
     """ISO dates, inclusive; articles without a date are dropped when either is set."""
+    newest_first: bool = False
+    """Lift the newest articles ("the latest on ..."); restricts nothing, so it
+    does not make the filters true."""
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.date_from or self.date_to)
@@ -179,8 +182,11 @@ class Retriever:
             return []
         named = {s.lower() for s in self.mentioned_sources(question)}
         days = mentioned_dates(question)
+        newest_first = filters is not None and filters.newest_first
         # Outlet and day of each candidate (lower-cased outlet, ISO day).
-        where = self.store.chunk_outlets_and_days(list(candidates)) if named or days else {}
+        where = self.store.chunk_outlets_and_days(list(candidates)) if named or days or newest_first else {}
+        # "The latest on ...": the candidates' newest day first, lifted as a top rank of a list would be.
+        recency = {day: rank for rank, day in enumerate(sorted({d for _, d in where.values() if d}, reverse=True))}
         for chunk_id, c in candidates.items():
             c.score = self._rrf(c.dense_rank, self.dense_weight) + self._rrf(c.lexical_rank, self.lexical_weight)
             outlet, day = where.get(chunk_id, ("", ""))
@@ -188,6 +194,8 @@ class Retriever:
                 c.score += self.metadata_weight / self.rrf_k
             if day in days:
                 c.score += self.date_weight / self.rrf_k
+            if newest_first and day:
+                c.score += self._rrf(recency[day], self.date_weight)
         ranked = sorted(candidates, key=lambda chunk_id: -candidates[chunk_id].score)
         ranked = interleave(ranked, groups(ranked, where, named, days))
         best = [(chunk_id, candidates[chunk_id]) for chunk_id in ranked[:k]]

@@ -146,6 +146,30 @@ class Settings:
     """Gradio's temporary copies of uploaded files are deleted after this many seconds
     (and all of them when the server stops); ours are removed as soon as they are saved."""
 
+    feeds_file: Path | None = None
+    """The feed list of `rag feed` and what each feed gave (docs/feeds.md); None:
+    `.feeds.json` in the corpus folder (hidden files are not read as articles)."""
+
+    feed_user_agent: str = "rag-news/0.1 (feed reader; +https://github.com/rag-news)"
+    """User-Agent of feed and page requests, also the name robots.txt rules are matched to."""
+
+    feed_timeout: float = 20.0
+    """Seconds a feed or page request may take before it is reported and skipped."""
+
+    feed_delay: float = 1.0
+    """Seconds between two requests to one host (requests are made one at a time)."""
+
+    feeds_every: float = 0.0
+    """Seconds between two feed pulls of `rag watch` / `rag serve --watch`
+    (`--feeds-every 30m`); 0: feeds are not pulled."""
+
+    watch_interval: float = 1.0
+    """Seconds between two looks at the corpus folder for new, changed and deleted files."""
+
+    time_reference: str = "newest"
+    """What "today", "this week", "last month" in a question count from: `newest`
+    (the day of the newest article in the index: right for an archive) or `today`."""
+
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Defaults, then `RAG_<FIELD>` environment variables, then `overrides`."""

@@ -379,6 +379,13 @@ class IndexStore:
 
     # ------------------------------------------------------------ metadata
 
+    def published_days(self) -> tuple[str, str]:
+        """Days of the oldest and newest dated article ('' when none has a date)."""
+        oldest, newest = self.query(
+            "SELECT MIN(SUBSTR(published, 1, 10)), MAX(SUBSTR(published, 1, 10)) FROM articles WHERE published != ''"
+        )[0]
+        return oldest or "", newest or ""
+
     def meta(self, key: str, default: str | None = None) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else default

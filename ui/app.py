@@ -28,6 +28,7 @@ from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.store import StoreError, explain
+from rag.watch import Watcher
 from ui import export, guard, inputs, openai_api
 from ui.api import ApiHandlers
 from ui.articles import (
@@ -110,7 +111,9 @@ class NewsApp(gr.Blocks):
         super().validate_inputs(block_fn, inputs_given)
 
 
-def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_changes: bool = True) -> gr.Blocks:
+def build_app(
+    settings: Settings, pipeline: Pipeline | None = None, allow_changes: bool = True, watcher: Watcher | None = None
+) -> gr.Blocks:
     """The whole UI: its layout, and its events wired to the handlers of each tab and
     of the API. `allow_changes=False` turns uploads, removals and rebuilds off
     (serve() does that on a public address without a password)."""
@@ -119,6 +122,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
     chat = ChatHandlers(settings, pipeline, control)
     articles = ArticleHandlers(settings, pipeline, control)
     api = ApiHandlers(settings, pipeline, control)
+    if watcher is not None:  # its builds reload this pipeline and wait for the UI's rebuilds
+        watcher.pipeline, watcher.lock = pipeline, control.lock
 
     # ------------------------------------------------------------------ layout
 
@@ -134,6 +139,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None, allow_change
             f'<div id="app-header"><h1>{ICON}{TITLE}</h1><p>Ask about the articles in your corpus. '
             "Every answer is made of sentences quoted from them, each cited and highlighted in its source.</p></div>"
         )
+        if watcher is not None:  # `rag serve --watch`: when the index last changed and what came in
+            watch_line = gr.Markdown(watcher.status(), elem_id="watch-line")
+            gr.Timer(2).tick(watcher.status, None, watch_line, api_visibility="private", show_progress="hidden")
         turns = gr.State([])
         conversation = gr.State(export.Conversations.new_id)  # a new id for each page load
         with gr.Tabs():
@@ -303,6 +311,7 @@ def serve(
     port: int = 7860,
     auth: str | None = None,
     insecure: bool = False,
+    watch: bool = False,
 ) -> int:
     """Run the UI until interrupted; the exit code. On a non-loopback address a
     password (RAG_AUTH, --auth-file, or `auth`) is required, unless `insecure` (then
@@ -322,8 +331,11 @@ def serve(
             file=sys.stderr,
         )
         return 2
+    watcher = Watcher(settings) if watch else None
     try:
-        pipeline = Pipeline(settings)
+        if watcher is not None:  # the corpus as it is now, indexed before the first question
+            watcher.build(watcher.snapshot())
+        pipeline = Pipeline(settings, embedder=watcher.embedder if watcher else None)
     except (StoreError, OSError, sqlite3.Error) as err:
         known = explain(err, settings.index_dir)
         if known is None:
@@ -332,13 +344,15 @@ def serve(
         return 2
     for problem in pipeline.store.problems:
         print(f"rag serve: note: {problem}", file=sys.stderr)
-    demo = build_app(settings, pipeline, allow_changes=loopback or credentials is not None)
+    demo = build_app(settings, pipeline, allow_changes=loopback or credentials is not None, watcher=watcher)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     keyed = bool(openai_api.keys_of(settings, credentials))
     if not loopback and not keyed:  # --insecure: the API, like the UI, answers anyone (it changes nothing)
         print("rag serve: note: the API on /v1 needs no key; set RAG_API_KEY to require one", file=sys.stderr)
     print(f"rag serve: chat UI on http://{shown}:{port}" + (" (login required)" if credentials else ""), flush=True)
     print(f"rag serve: OpenAI-compatible API on http://{shown}:{port}/v1" + (" (key required)" if keyed else ""), flush=True)
+    if watcher is not None:
+        watcher.start()
     try:
         demo.launch(
             server_name=host,
@@ -350,4 +364,7 @@ def serve(
     except OSError as err:
         print(f"rag serve: cannot listen on {host}:{port}: {err}", file=sys.stderr)
         return 2
+    finally:
+        if watcher is not None:
+            watcher.stop()
     return 0

@@ -65,7 +65,8 @@ def cite_mark(c: Citation) -> str:
 
 
 def notice_html(answer: Answer) -> str:
-    return f'<span class="answer-notice">ⓘ {esc_md(answer.notice)}</span>' if answer.notice else ""
+    searched = f'<span class="answer-searched">🕑 {esc_md(answer.searched)}</span>' if answer.searched else ""
+    return searched + (f'<span class="answer-notice">ⓘ {esc_md(answer.notice)}</span>' if answer.notice else "")
 
 
 def llm_answer_html(answer: Answer) -> str:

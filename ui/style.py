@@ -29,6 +29,7 @@ CSS = """
 }
 #chat .cite-mark a:hover { filter: brightness(1.15); box-shadow: 0 0 0 2px var(--color-accent-soft); }
 #chat .answer-notice { display: block; margin-bottom: 6px; font-size: 0.8em; color: #b45309; }
+#chat .answer-searched { display: block; margin-bottom: 6px; font-size: 0.8em; color: var(--body-text-color-subdued); }
 #chat .unsupported { text-decoration: underline wavy #dc2626; text-underline-offset: 3px; }
 #chat .unsupported-flag { font-size: 0.72em; color: #dc2626; margin-left: 4px; white-space: nowrap; }
 #chat .answer-foot { display: block; margin-top: 6px; font-size: 0.78em; color: var(--body-text-color-subdued); }
@@ -70,6 +71,7 @@ CSS = """
 .stat-v { font-weight: 700; font-size: 1rem; }
 .stat-k { font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
 #status-line { font-size: 0.9rem; }
+#watch-line, #watch-line p { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #ask, #clear { white-space: nowrap; }
 #articles table, #articles td, #articles th { font-family: var(--font) !important; font-size: 0.86rem; }
 #examples-row .label { display: none; }

@@ -285,10 +285,12 @@ class Answerer:
         confidence += self.coverage_weight * coverage(asked, candidates, words)
         ranked = sorted(candidates, key=lambda c: -c.score)
         # A follow-up wants something new: what was already said is not repeated,
-        # unless nothing new comes close to it; then the answer says it again.
-        fresh = [c for c in ranked if not any(c.text in turn.answer for turn in history)]
-        if fresh and fresh[0].score >= ranked[0].score * self.keep_ratio:
-            ranked = fresh
+        # unless nothing new comes close to it; then the answer says it again. A
+        # question that stands on its own is answered as if asked first.
+        if query != question:
+            fresh = [c for c in ranked if not any(c.text in turn.answer for turn in history)]
+            if fresh and fresh[0].score >= ranked[0].score * self.keep_ratio:
+                ranked = fresh
         return Evidence(question, query, hits[:k], ranked, confidence, confidence < self.abstain_below)
 
     def __call__(

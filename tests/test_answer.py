@@ -91,6 +91,53 @@ def test_follow_up_about_what_was_said_says_it_again(pipeline):
     assert any(mended in c.sentence for c in follow.citations)
 
 
+FESTIVAL = """Glassblowers festival opens in Murano
+
+Lagoon Times
+
+June 1, 2020
+
+The annual glassblowers festival in Murano opened on Friday with forty workshops.
+
+Visitors watched master glassblowers shape vases at the furnace until midnight.
+
+Organisers expect thirty thousand visitors during the glassblowers festival this year.
+"""
+
+STANDALONE = (
+    "How many workshops opened at the glassblowers festival in Murano?",
+    "What did visitors watch master glassblowers shape at the furnace?",
+    "How many visitors do the organisers of the festival expect?",
+)
+
+
+@pytest.fixture(scope="module")
+def festival(tmp_path_factory, embedder):
+    """A three-sentence article: every question about it shares most sentences."""
+    from rag.settings import Settings
+
+    root = tmp_path_factory.mktemp("festival")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "festival.txt").write_text(FESTIVAL)
+    settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index")
+    Builder(settings, embedder=embedder)()
+    return Pipeline(settings, embedder=embedder)
+
+
+@pytest.mark.parametrize("question", STANDALONE)
+def test_standalone_question_does_not_depend_on_the_conversation(festival, question):
+    """A question that is not a follow-up gets the answer it gets when asked first,
+    even when earlier answers in the chat showed the very same sentences (it used
+    to leave them out: "Organisers expect thirty thousand visitors" answered the
+    furnace question after the furnace sentence had been shown once)."""
+    alone = festival.ask(question)
+    assert not alone.abstained and not is_follow_up(question)
+    for before in STANDALONE:
+        again = festival.ask(question, history=[Turn(before, festival.ask(before).text)])
+        assert again.text == alone.text, f"after {before!r}"
+        assert [c.start for c in again.citations] == [c.start for c in alone.citations]
+
+
 def test_standalone_question_is_not_rewritten():
     history = [Turn(QUESTION, "Ties soured. [1]")]
     assert contextual_query("How large was the Russian wheat harvest in 2023?", history).startswith("How large")

@@ -255,3 +255,103 @@ def test_cli_text_json_and_jsonl(pipeline):
 
     lines = run_ask(index, "--json", stdin=f"{QUESTION}\nHow do I bake sourdough bread at home?\n").stdout.splitlines()
     assert [json.loads(line)["abstained"] for line in lines] == [False, True]
+
+
+# ---------------------------------------------------------------- several sources, answer-type cues
+
+
+def test_question_naming_two_outlets_gets_a_sentence_from_each_grouped(pipeline):
+    question = "What did Putin say, according to Iran Press TV and Grain Daily?"
+    answer = pipeline.ask(question)
+    assert not answer.abstained
+    assert [g.source for g in answer.groups] == ["Iran Press TV", "Grain Daily"]
+    assert all(g.citations and g.named for g in answer.groups)
+    by_n = {c.n: c for c in answer.citations}
+    for g in answer.groups:
+        assert {by_n[n].source for n in g.citations} == {g.source}
+    # grouped in the text as in the JSON, each outlet once, in the question's order
+    assert answer.text.startswith("Iran Press TV: ") and " Grain Daily: " in answer.text
+    data = answer.to_dict()
+    assert [g["source"] for g in data["groups"]] == ["Iran Press TV", "Grain Daily"]
+    # a question about one outlet keeps the short, ungrouped answer
+    single = pipeline.ask(QUESTION)
+    assert not single.groups and "groups" not in single.to_dict() and not single.text.startswith("Iran Press TV:")
+
+
+def test_named_outlet_with_nothing_is_said_plainly():
+    from rag.sources import pick_per_source
+
+    class C:
+        def __init__(self, article, score):
+            self.key, self.score = (article, 0), score
+
+    ranked = [C("tc1", 2.0), C("tc1", 1.9), C("verge1", 1.5), C("other", 1.4), C("wired1", 0.5)]
+    outlet_of = {"tc1": "TechCrunch", "verge1": "The Verge", "wired1": "Wired", "other": "Fortune"}
+    picked, missing = pick_per_source(ranked, outlet_of, {}, ["TechCrunch", "The Verge", "Wired", "Engadget"], set(), 3, 0.65, 0.5)
+    # each named outlet's best article's best sentence; Wired's is too weak, Engadget has none; Fortune fills up
+    assert [c.key[0] for c in picked] == ["tc1", "verge1", "other"]
+    assert missing == ["Wired", "Engadget"]
+    from rag.answer import Citation, grouped_text
+    from rag.sources import SourceGroup
+
+    cites = [Citation(n, s, "a", "", o, "", "", "", 0, 1, 1.0) for n, s, o in ((1, "A.", "TechCrunch"), (2, "B.", "The Verge"))]
+    groups = [SourceGroup("TechCrunch", (1,)), SourceGroup("The Verge", (2,)), SourceGroup("Wired")]
+    assert grouped_text(cites, groups) == "TechCrunch: A. [1] The Verge: B. [2] Wired: nothing found on this in the indexed articles."
+
+
+def test_named_outlets_need_their_capitals():
+    from rag.sources import named_outlets, needs_several
+
+    mentioned = ["The Verge", "The Age", "TechCrunch"]
+    assert named_outlets("In the age of AI, did TechCrunch and The Verge agree?", mentioned) == ["TechCrunch", "The Verge"]
+    assert needs_several("Did TechCrunch and The Verge agree?", ["TechCrunch", "The Verge"], set())
+    assert needs_several("Does The Age report this, while Fortune does not?", ["The Age"], set())
+    assert not needs_several("Why did Russia-Turkey ties sour?", [], set())
+
+
+def test_answer_type_cues():
+    from rag import cues
+
+    assert cues.asks_for("Who won the 2023 Rugby World Cup final?") == cues.NAME
+    assert cues.asks_for("Which company, according to Engadget and Wired, makes it?") == cues.NAME
+    assert cues.asks_for("When did Turkey shoot down a Russian jet?") == cues.DATE
+    assert cues.asks_for("How many workshops opened?") == cues.NUMBER
+    assert cues.asks_for("Why did ties sour?") is None and cues.asks_for("Does TechCrunch say so?") is None
+    said = cues.question_words("Which company did TechCrunch name?")
+    assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
+    assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())
+    assert cues.direct_answer("The festival opened with forty workshops.", cues.NUMBER, "How many workshops opened?") == "forty"
+    # two different numbers: none clearly answers
+    assert cues.direct_answer("Forty workshops and 3 stages opened.", cues.NUMBER, "How many workshops opened?") is None
+    assert cues.common_name(["Google sued.", "Google won, Epic said.", "Epic lost."], "Which company?") is None  # a tie
+    assert cues.common_name(["Google sued.", "Google won, Epic said.", "It lost."], "Which company?") == "Google"
+
+
+def test_direct_answer_is_shown_first_in_bold(pipeline):
+    answer = pipeline.ask("When did Turkey shoot down a Russian jet over Syria?")
+    assert answer.direct == "November 2015"
+    assert answer.text.startswith("**November 2015** — ") and answer.to_dict()["direct"] == "November 2015"
+    assert any("November 2015" in c.sentence for c in answer.citations)
+    assert not pipeline.ask(QUESTION).direct  # a why-question asks for no name, date or number
+
+
+def test_question_citing_an_outlet_the_index_lacks_is_refused_and_says_so(pipeline):
+    from rag.sources import unknown_outlets
+
+    known = ["Iran Press TV", "Grain Daily", "Cnbc | World Business News Leader"]
+    assert unknown_outlets("According to an article by Forbes and a CNET piece, who won?", known) == ["Forbes", "CNET"]
+    # outlets the index holds (also by the name before a feed's subtitle), a topic, a month: not outlets it lacks
+    assert unknown_outlets("Does a report by CNBC and an article from Grain Daily agree?", known) == []
+    assert unknown_outlets("Did a report on Google's search and a November article agree?", known) == []
+    assert unknown_outlets("A report by Forbes?", []) == []  # articles without outlets: nothing to tell
+    answer = pipeline.ask("According to an article by Forbes, what did Putin tell farmers in Krasnodar?")
+    assert answer.abstained and "Forbes" in answer.notice and not answer.citations
+    assert not pipeline.ask("According to an article by Grain Daily, what did Putin tell farmers in Krasnodar?").abstained
+
+
+def test_outlet_named_by_its_short_name_is_matched():
+    from rag.retrieve import outlet_names
+
+    assert outlet_names("Cnbc | World Business News Leader") == ["Cnbc | World Business News Leader", "Cnbc"]
+    assert outlet_names("The Verge") == ["Verge"]
+    assert outlet_names("BBC News - Technology") == ["BBC News - Technology", "BBC News"]

@@ -91,8 +91,11 @@ def unknown_outlets(question: str, known: Sequence[str]) -> list[str]:
 
 
 def needs_several(question: str, outlets: Sequence[str], days: set[str]) -> bool:
-    """A question that names two or more outlets or days, or reads as a comparison."""
-    return len(outlets) > 1 or len(days) > 1 or bool(COMPARISON.search(question))
+    """A question that names two or more outlets or days, or names one and reads as
+    a comparison ("Does the TechCrunch article on X, in contrast to the one on Y, …").
+    Comparison words alone ("also", "while") do not make a question about
+    several reports: most questions that use them want one fact."""
+    return len(outlets) > 1 or len(days) > 1 or (bool(outlets or days) and bool(COMPARISON.search(question)))
 
 
 def best_per_article(ranked: Sequence[Candidate]) -> list[Candidate]:

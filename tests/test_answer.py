@@ -84,9 +84,10 @@ def test_follow_up_is_understood_in_context(pipeline):
 def test_follow_up_about_what_was_said_says_it_again(pipeline):
     """Having nothing new to add is not "not found": the answer repeats what holds."""
     mended = "the two sides mended their relations last year"
-    first = pipeline.ask(QUESTION)
+    question = "How did Russia-Turkey ties sour and mend?"
+    first = pipeline.ask(question)
     assert mended in first.text  # the first answer already told how
-    follow = pipeline.ask("And how were relations mended?", history=[Turn(QUESTION, first.text)])
+    follow = pipeline.ask("And how were relations mended?", history=[Turn(question, first.text)])
     assert not follow.abstained
     assert any(mended in c.sentence for c in follow.citations)
 
@@ -305,7 +306,8 @@ def test_named_outlets_need_their_capitals():
     mentioned = ["The Verge", "The Age", "TechCrunch"]
     assert named_outlets("In the age of AI, did TechCrunch and The Verge agree?", mentioned) == ["TechCrunch", "The Verge"]
     assert needs_several("Did TechCrunch and The Verge agree?", ["TechCrunch", "The Verge"], set())
-    assert needs_several("Does The Age report this, while Fortune does not?", ["The Age"], set())
+    assert needs_several("Does The Age report this, while the other report does not?", ["The Age"], set())
+    assert not needs_several("What else did the king also build while at war?", [], set())
     assert not needs_several("Why did Russia-Turkey ties sour?", [], set())
 
 

@@ -357,3 +357,19 @@ def test_outlet_named_by_its_short_name_is_matched():
     assert outlet_names("Cnbc | World Business News Leader") == ["Cnbc | World Business News Leader", "Cnbc"]
     assert outlet_names("The Verge") == ["Verge"]
     assert outlet_names("BBC News - Technology") == ["BBC News - Technology", "BBC News"]
+
+
+def test_chat_shows_groups_missing_outlets_and_the_direct_answer_escaped():
+    from rag.answer import Answer, Citation
+    from rag.sources import SourceGroup
+    from ui.render import answer_html
+
+    cites = [Citation(n, s, f"a{n}", "t", o, "", "", "", 0, 1, 1.0) for n, s, o in ((1, "A <b>.", "TechCrunch"), (2, "B.", "The Verge"))]
+    answer = Answer(
+        question="q", text="x", abstained=False, citations=cites, direct="Google*",
+        groups=[SourceGroup("TechCrunch", (1,)), SourceGroup("The Verge", (2,)), SourceGroup("Wired <i>")],
+    )
+    html = answer_html(answer)
+    assert html.index("TechCrunch:") < html.index("A &lt;b&gt;.") < html.index("The Verge:") < html.index("B.")
+    assert "Wired &lt;i&gt;:</b> nothing found on this" in html and "<i>" not in html and "<b>." not in html
+    assert '<strong class="direct-answer">Google&#42;</strong>' in html

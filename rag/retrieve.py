@@ -161,13 +161,10 @@ class Retriever:
 
     def _load_articles(self) -> None:
         self.sources = sorted((s for s in self.store.sources() if s), key=len, reverse=True)
-        # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian",
-        # "CNBC" for "Cnbc | World Business News Leader".
+        # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian".
+        # (Matching the short names of `outlet_names` here too lowered dev Hits@10 0.961 -> 0.959.)
         self._source_patterns = [
-            (
-                source,
-                re.compile("|".join(r"(?<!\w)" + re.escape(name) + r"(?!\w)" for name in outlet_names(source)), re.I),
-            )
+            (source, re.compile(r"(?<!\w)" + re.escape(re.sub(r"^the\s+", "", source, flags=re.I)) + r"(?!\w)", re.I))
             for source in self.sources
         ]
 

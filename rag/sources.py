@@ -49,10 +49,12 @@ def named_outlets(question: str, mentioned: Sequence[str]) -> list[str]:
     """The outlets of `mentioned` (as `Retriever.mentioned_sources` found them, any
     case) written with their capitals in the question ("The Age", not "the age of
     AI"), in the order the question names them."""
+    from rag.retrieve import outlet_names
+
     found = []
     for source in mentioned:
-        bare = re.sub(r"^the\s+", "", source, flags=re.I)
-        m = re.search(r"(?<!\w)" + re.escape(bare) + r"(?!\w)", question)
+        names = "|".join(r"(?<!\w)" + re.escape(name) + r"(?!\w)" for name in outlet_names(source))
+        m = re.search(names, question)
         if m:
             found.append((m.start(), source))
     return [source for _, source in sorted(found)]

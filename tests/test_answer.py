@@ -305,6 +305,10 @@ def test_named_outlets_need_their_capitals():
 
     mentioned = ["The Verge", "The Age", "TechCrunch"]
     assert named_outlets("In the age of AI, did TechCrunch and The Verge agree?", mentioned) == ["TechCrunch", "The Verge"]
+    assert named_outlets("Did CNBC and The Age agree?", ["Cnbc | World Business News Leader", "The Age"]) == ["The Age"]  # "CNBC" is not "Cnbc"
+    assert named_outlets("Did Cnbc and The Age agree?", ["Cnbc | World Business News Leader", "The Age"]) == [
+        "Cnbc | World Business News Leader", "The Age"
+    ]
     assert needs_several("Did TechCrunch and The Verge agree?", ["TechCrunch", "The Verge"], set())
     assert needs_several("Does The Age report this, while the other report does not?", ["The Age"], set())
     assert not needs_several("What else did the king also build while at war?", [], set())

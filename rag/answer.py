@@ -25,7 +25,14 @@ from rag.chunk import Sentence
 from rag.embed import Embedder
 from rag.retrieve import Filters, Hit, Retriever, mentioned_dates
 from rag.settings import DEFAULT_K
-from rag.sources import SourceGroup, best_per_article, named_outlets, needs_several, pick_per_source, unknown_outlets
+from rag.sources import (
+    SourceGroup,
+    best_per_article,
+    named_outlets,
+    needs_several,
+    pick_per_source,
+    unknown_outlets,
+)
 from rag.store import IndexStore
 
 NOT_FOUND = "I could not find this in the indexed articles."
@@ -409,7 +416,7 @@ class Answerer:
         ranked = evidence.sentences
         outlet_of = {c.sentence.article_id: c.hit.source for c in ranked}
         day_of = {c.sentence.article_id: c.hit.published for c in ranked}
-        picked, missing = pick_per_source(
+        picked, _ = pick_per_source(
             ranked, outlet_of, day_of, evidence.outlets, evidence.days, self.max_articles, self.several_keep, self.min_named
         )
         if self.several_context:

@@ -43,7 +43,7 @@ _NUMBER = re.compile(
     r"percent|several|few|many|single|double|twice)\b",
     re.I,
 )
-_CAPITALISED = re.compile(r"\b[A-Z][\w&'’-]*(?:\s+(?:(?:of|de|du|van|von|&)\s+)?[A-Z][\w&'’-]*)*")
+_CAPITALISED = re.compile(r"\b[A-Z][\w&'\u2019-]*(?:\s+(?:(?:of|de|du|van|von|&)\s+)?[A-Z][\w&'\u2019-]*)*")
 _NOT_NAMES = frozenset(
     "a an the this that these those he she it they we i you his her its their our my your in on at for from by of "
     "to and but or so if as after before when while however meanwhile according also mr mrs ms dr".split()
@@ -73,10 +73,10 @@ def names_in(text: str, question_words: set[str]) -> list[str]:
         words = m.group(0).split()
         while words and words[0].lower().strip(".'") in _NOT_NAMES:  # "However", "The", "According"
             words.pop(0)
-        name = " ".join(words).strip(".'’-")
-        if not name or all(w.lower().strip(".'’s") in question_words for w in name.split()):
+        name = " ".join(words).strip(".'\u2019-")
+        if not name or all(w.lower().strip(".'\u2019s") in question_words for w in name.split()):
             continue
-        out.append(name.removesuffix("'s").removesuffix("’s"))
+        out.append(name.removesuffix("'s").removesuffix("\u2019s"))
     return out
 
 
@@ -94,7 +94,7 @@ def holds(text: str, kind: str | None, question_words: set[str]) -> bool:
 
 def question_words(question: str) -> set[str]:
     """Lower-cased words of the question, for telling a new name from one it says."""
-    return {w.lower().strip(".'’s") for w in re.findall(r"[\w'’.-]+", question)}
+    return {w.lower().strip(".'\u2019s") for w in re.findall(r"[\w'\u2019.-]+", question)}
 
 
 def common_name(texts: Sequence[str], question: str) -> str | None:

@@ -7,8 +7,8 @@ Hits@4, Hits@10, MRR@10 and MAP@10 (divided by min(#facts, 10)) over the
 non-null queries. On top: citation hit rate (a cited sentence overlaps a gold
 fact) and abstention precision / recall, where `null_query` items (and the
 off-topic questions in tests/data/offtopic_questions.txt) should abstain.
-The answer figures of `answer_figures` follow docs/evaluation.md ("Answer
-metrics"), overall and per question type.
+The answer figures of `answer_figures` follow docs/evaluation.md ("Answers: what a reader gets";
+overall and per question type).
 
 SQuAD v1.1 files ({"data": [{"title", "paragraphs": [{"context", "qas"}]}]}) are
 indexed paragraph by paragraph and scored on passage hit@3 (the gold paragraph

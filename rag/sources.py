@@ -61,7 +61,7 @@ def named_outlets(question: str, mentioned: Sequence[str]) -> list[str]:
 
 
 _KIND = r"(?:article|report|piece|story|coverage|editorial|feature|column|podcast|review|analysis|investigation)s?\b"
-_NAME = r"([A-Z][\w.&’-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w.&’-]*)*)"
+_NAME = r"([A-Z][\w.&\u2019-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w.&\u2019-]*)*)"
 _CITED_OUTLET = (
     # "an article by Forbes", "a report from The Wall Street Journal", "a piece in Rolling Stone"
     re.compile(r"\b" + _KIND + r"\s+(?:by|from|in|published by|published in)\s+(?:the\s+)?'?" + _NAME),
@@ -83,8 +83,8 @@ def unknown_outlets(question: str, known: Sequence[str]) -> list[str]:
     found = []
     for pattern in _CITED_OUTLET:
         for m in pattern.finditer(question):
-            name = m.group(1).strip(".’ ")
-            if name.endswith(("'s", "’s")) or name.lower() in _MONTHS:
+            name = m.group(1).strip(".\u2019 ")
+            if name.endswith(("'s", "\u2019s")) or name.lower() in _MONTHS:
                 continue  # "a report on Google's ...", "a November article"
             bare = re.sub(r"^the\s+", "", name, flags=re.I).lower()
             if bare not in names and not any(bare.startswith(n + " ") for n in names):

@@ -38,7 +38,7 @@ def cite(sentence, url=""):
 
 
 def test_answer_figures_follow_the_metric_definitions():
-    """docs/evaluation.md "Answer metrics": per question type, hand-computed."""
+    """docs/evaluation.md "Answers: what a reader gets": per question type, hand-computed."""
     queries = [
         {"query": "q1", "answer": "OpenAI", "question_type": "inference_query",
          "evidence_list": [{"fact": "OpenAI  made it.", "url": "u1"}, {"fact": "It is big.", "url": "u2"}]},

@@ -8,11 +8,14 @@ non-null queries. On top: citation hit rate (a cited sentence overlaps a gold
 fact) and abstention precision / recall, where `null_query` items (and the
 off-topic questions in rag/data/offtopic_questions.txt, shipped with the package)
 should abstain.
+The answer figures of `answer_figures` follow docs/evaluation.md ("Answers: what a reader gets";
+overall and per question type).
 
 SQuAD v1.1 files ({"data": [{"title", "paragraphs": [{"context", "qas"}]}]}) are
 indexed paragraph by paragraph and scored on passage hit@3 (the gold paragraph
 among the top 3 passages), answer-sentence hit (a cited sentence contains a gold
-answer) and the mean number of cited sentences.
+answer, plain substring), the mean number of cited sentences (abstentions count
+0) and precision (cited sentences holding a gold answer / all cited sentences).
 """
 
 from __future__ import annotations
@@ -130,8 +133,7 @@ def evaluate_multihop(
                 relevant += 1
                 precision_sum += relevant / (i + 1)
         average_precision += precision_sum / min(len(facts), 10)
-        cited = [squash(c.sentence) for c in answer.citations]
-        cited_hit += any(s in f or f in s for s in cited for f in facts)
+        cited_hit += any(overlaps_fact(c.sentence, facts) for c in answer.citations)
     should_abstain = [not q["evidence_list"] for q in queries]
     did_abstain = [a.abstained for a in answers]
     if offtopic:
@@ -149,10 +151,62 @@ def evaluate_multihop(
         "citation_hit_rate": cited_hit / answerable,
         "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
         **abstention(should_abstain, did_abstain),
+        **answer_figures(queries, answers),
         **latency(seconds),
         **(llm_figures(queries, answers, generated) if llm else {}),
     }
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}
+
+
+YES_NO = {"yes", "no", "before", "after", "insufficient information."}
+"""Gold answers that are not a name: "name in the answer" skips their questions."""
+
+
+def overlaps_fact(sentence: str, squashed_facts: list[str]) -> bool:
+    """A cited sentence is a gold fact: one holds the other, whitespace removed."""
+    s = squash(sentence)
+    return any(s in f or f in s for f in squashed_facts)
+
+
+def answer_figures(queries: list[dict], answers: list[Answer]) -> dict:
+    """What a reader gets, per MultiHop-RAG question type and over all answerable
+    questions: cite-hit (some cited sentence is a gold fact), precision (share of
+    cited sentences that are gold facts, pooled), cited (citations per answer,
+    abstentions count 0), every needed article cited (the gold evidence urls are
+    a subset of the cited urls), name in the answer (gold answer, lower-cased, in
+    the answer text; only questions whose answer is not yes / no / before / after),
+    and the share refused. Null queries: the share refused."""
+    groups: dict[str, list[tuple[dict, Answer]]] = {}
+    for query, answer in zip(queries, answers):
+        kind = str(query.get("question_type", "")).removesuffix("_query") or "all"
+        if not query["evidence_list"]:
+            kind = "null"
+        groups.setdefault(kind, []).append((query, answer))
+        if kind != "null" and kind != "all":
+            groups.setdefault("all", []).append((query, answer))
+    out: dict[str, float | int] = {}
+    for kind, items in sorted(groups.items()):
+        n = len(items)
+        if kind == "null":
+            out["null.n"] = n
+            out["null.refused"] = sum(a.abstained for _, a in items) / n
+            continue
+        cited = [c for _, a in items for c in a.citations]
+        gold = {id(q): [squash(e["fact"]) for e in q["evidence_list"]] for q, _ in items}
+        named = [(q, a) for q, a in items if str(q.get("answer", "")).strip().lower() not in YES_NO and q.get("answer")]
+        out[f"{kind}.n"] = n
+        out[f"{kind}.cite_hit"] = sum(any(overlaps_fact(c.sentence, gold[id(q)]) for c in a.citations) for q, a in items) / n
+        out[f"{kind}.precision"] = (
+            sum(overlaps_fact(c.sentence, gold[id(q)]) for q, a in items for c in a.citations) / max(1, len(cited))
+        )
+        out[f"{kind}.cited"] = len(cited) / n
+        out[f"{kind}.every_article_cited"] = (
+            sum({e.get("url", "") for e in q["evidence_list"]} <= {c.url for c in a.citations} for q, a in items) / n
+        )
+        out[f"{kind}.name_in_answer"] = sum(q["answer"].lower() in a.text.lower() for q, a in named) / max(1, len(named))
+        out[f"{kind}.name_questions"] = len(named)
+        out[f"{kind}.refused"] = sum(a.abstained for _, a in items) / n
+    return out
 
 
 def llm_figures(queries: list[dict], answers: list[Answer], generated: list[str]) -> dict:
@@ -192,17 +246,21 @@ def abstention(should: list[bool], did: list[bool]) -> dict:
 
 def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = DEFAULT_K) -> dict:
     answers, seconds, _ = _ask_all(pipeline, (q["query"] for q in questions), k)
-    passage_hit = sentence_hit = 0
+    passage_hit = sentence_hit = holding = 0
     for question, answer in zip(questions, answers):
         passage_hit += any(p.article_id == question["article_id"] for p in answer.passages[:3])
-        gold = [a.lower() for a in question["answers"]]
-        sentence_hit += any(g in c.sentence.lower() for c in answer.citations for g in gold)
+        # Plain substring, as the acceptance scores it.
+        holds = [any(g in c.sentence for g in question["answers"]) for c in answer.citations]
+        sentence_hit += any(holds)
+        holding += sum(holds)
     n = len(questions)
+    cited = sum(len(a.citations) for a in answers)
     result = {
         "questions": n,
         "passage_hit@3": passage_hit / n,
         "answer_sentence_hit": sentence_hit / n,
-        "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
+        "mean_cited_sentences": cited / n,
+        "precision": holding / max(1, cited),
         "abstained": sum(a.abstained for a in answers) / n,
         **latency(seconds),
     }

@@ -90,6 +90,18 @@ def mentioned_dates(question: str) -> set[str]:
     return found
 
 
+def outlet_names(source: str) -> list[str]:
+    """How a question may name an outlet: its name without a leading "The", and
+    the part before a feed's subtitle ("Cnbc | World Business News Leader",
+    "BBC News - Technology", "Live Science: The Most Interesting Articles")."""
+    names = [source]
+    for separator in (" | ", " - ", ": "):
+        if separator in source:
+            names.append(source.split(separator)[0])
+    bare = [re.sub(r"^the\s+", "", n.strip(), flags=re.I) for n in names]
+    return list(dict.fromkeys(n for n in bare if n))
+
+
 def interleave(ranked: list[int], group_of: dict[int, str]) -> list[int]:
     """Chunks that belong to a group taken in turns, each group's best first
     (groups in the order of their best chunk), then all other chunks.
@@ -153,6 +165,7 @@ class Retriever:
     def _load_articles(self) -> None:
         self.sources = sorted((s for s in self.store.sources() if s), key=len, reverse=True)
         # Outlet names as they appear in questions: "The Verge", "TechCrunch", "the Guardian".
+        # (Matching the short names of `outlet_names` here too lowered dev Hits@10 0.961 -> 0.959.)
         self._source_patterns = [
             (source, re.compile(r"(?<!\w)" + re.escape(re.sub(r"^the\s+", "", source, flags=re.I)) + r"(?!\w)", re.I))
             for source in self.sources

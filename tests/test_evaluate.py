@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from rag.answer import Answer, Citation
-from rag.evaluate import abstention, evaluate_multihop
+from rag.evaluate import abstention, answer_figures, evaluate_multihop, evaluate_squad
 from rag.retrieve import Hit
 
 
@@ -33,8 +33,50 @@ def hit(text):
     return Hit(chunk_id=0, article_id="a", text=text, start=0, end=len(text), first_sentence=0, last_sentence=0, score=1.0)
 
 
-def cite(sentence):
-    return Citation(1, sentence, "a", "", "", "", "", "", 0, len(sentence), 1.0)
+def cite(sentence, url=""):
+    return Citation(1, sentence, "a", "", "", "", url, "", 0, len(sentence), 1.0)
+
+
+def test_answer_figures_follow_the_metric_definitions():
+    """docs/evaluation.md "Answers: what a reader gets": per question type, hand-computed."""
+    queries = [
+        {"query": "q1", "answer": "OpenAI", "question_type": "inference_query",
+         "evidence_list": [{"fact": "OpenAI  made it.", "url": "u1"}, {"fact": "It is big.", "url": "u2"}]},
+        {"query": "q2", "answer": "Yes", "question_type": "comparison_query",
+         "evidence_list": [{"fact": "A fact.", "url": "u3"}]},
+        {"query": "q3", "answer": "Insufficient information.", "question_type": "null_query", "evidence_list": []},
+        {"query": "q4", "answer": "Insufficient information.", "question_type": "null_query", "evidence_list": []},
+    ]
+    answers = [
+        # both articles cited, one of three sentences a gold fact (whitespace differs), name in text
+        Answer(question="q1", text="openai made it. [1]", abstained=False,
+               citations=[cite("OpenAI made it.", "u1"), cite("Other.", "u2"), cite("Noise.", "u9")]),
+        Answer(question="q2", text="x", abstained=True),
+        Answer(question="q3", text="x", abstained=True),
+        Answer(question="q4", text="x", abstained=False, citations=[cite("Noise.")]),
+    ]
+    f = answer_figures(queries, answers)
+    assert f["inference.cite_hit"] == 1 and f["inference.every_article_cited"] == 1
+    assert f["inference.precision"] == 1 / 3 and f["inference.cited"] == 3
+    assert f["inference.name_in_answer"] == 1 and f["inference.name_questions"] == 1
+    assert f["comparison.cited"] == 0 and f["comparison.refused"] == 1 and f["comparison.name_questions"] == 0
+    assert f["all.n"] == 2 and f["all.cited"] == 1.5 and f["all.precision"] == 1 / 3 and f["all.every_article_cited"] == 0.5
+    assert f["null.n"] == 2 and f["null.refused"] == 0.5
+
+
+def test_squad_figures_are_plain_substring_and_pooled_precision():
+    questions = [
+        {"query": "q1", "article_id": "a", "answers": ["Normandy"]},
+        {"query": "q2", "article_id": "a", "answers": ["1066"]},
+    ]
+    answers = [
+        Answer(question="q1", text="x", abstained=False, citations=[cite("They settled in Normandy."), cite("Other.")]),
+        # lower-cased answer text does not count: the acceptance's substring is plain
+        Answer(question="q2", text="x", abstained=False, citations=[cite("In normandy 1066 it was.")]),
+    ]
+    f = evaluate_squad(FakePipeline(answers), questions)
+    assert f["answer_sentence_hit"] == 1 and f["mean_cited_sentences"] == 1.5
+    assert f["precision"] == round(2 / 3, 4)
 
 
 def test_multihop_scoring_matches_the_official_rules():

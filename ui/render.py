@@ -102,8 +102,9 @@ def answer_html(answer: Answer, upto: int | None = None) -> str:
     if answer.mode == "llm":
         return llm_answer_html(answer)
     shown = answer.citations if upto is None else answer.citations[:upto]
-    parts = [f"{esc_md(c.sentence)}{cite_mark(c)}" for c in shown]
-    body = " ".join(parts)
+    body = grouped_html(answer, shown) if answer.groups else " ".join(f"{esc_md(c.sentence)}{cite_mark(c)}" for c in shown)
+    if answer.direct:
+        body = f'<strong class="direct-answer">{esc_md(answer.direct)}</strong> — {body}'
     if upto is not None and upto < len(answer.citations):
         body += ' <span class="typing">▍</span>'
     else:
@@ -114,6 +115,24 @@ def answer_html(answer: Answer, upto: int | None = None) -> str:
             f'{articles} article{"s" * (articles != 1)} · click a number to see it in place</span>'
         )
     return f'<div class="answer">{notice_html(answer)}{body}</div>'
+
+
+def grouped_html(answer: Answer, shown: Sequence[Citation]) -> str:
+    """An answer that needs several sources, one outlet after the other ("TechCrunch:
+    … The Verge: …"), then the outlets the question names that had nothing."""
+    by_n = {c.n: c for c in shown}
+    parts = []
+    for g in answer.groups:
+        sentences = [f"{esc_md(by_n[n].sentence)}{cite_mark(by_n[n])}" for n in g.citations if n in by_n]
+        if sentences:
+            parts.append(f'<span class="source-group"><b>{esc_md(g.source)}:</b> {" ".join(sentences)}</span>')
+    if len(shown) == len(answer.citations):
+        parts += [
+            f'<span class="source-missing"><b>{esc_md(g.source)}:</b> nothing found on this in the indexed articles.</span>'
+            for g in answer.groups
+            if not g.citations
+        ]
+    return " ".join(parts)
 
 
 def abstention_html(answer: Answer) -> str:

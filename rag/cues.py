@@ -1,0 +1,146 @@
+"""What a question asks for, without a model: a name, a date, a number, a place.
+
+"Who ...", "Which company ..." want a name, "When ..." a date, "How many ..." a
+number. A sentence that holds nothing of the kind asked for cannot be the one
+that answers, so it scores lower (`Answerer`); and when one sentence clearly
+holds the thing asked for, it is shown first, short and bold (`direct_answer`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+NAME, DATE, NUMBER = "name", "date", "number"
+
+_ASKS = (
+    # The order matters: "how many" before "how", "what year" before "what".
+    (re.compile(r"\b(how (many|much)|what (number|percentage|proportion|share|amount)|how (long|old|far|big|large|tall|high))\b", re.I), NUMBER),
+    (re.compile(r"\b(when|what (year|years|day|date|month|time|century|decade)|which (year|day|date|month|century|decade)|in what year)\b", re.I), DATE),
+    (
+        re.compile(
+            r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\b(which|what) (company|companies|individual|person|people|"
+            r"organi[sz]ation|entity|firm|group|team|country|city|state|nation|player|athlete|executive|ceo|founder|"
+            r"brand|platform|product|app|network|university|court|agency|body|party|league|club|outlet|publication|"
+            r"tech company|startup|band|artist|author|leader|official|politician|figure)\b|\bwho\b|"
+            r"\bwhat is the name\b|\bname of\b",
+            re.I,
+        ),
+        NAME,
+    ),
+)
+
+_MONTH = r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?)"
+_DATE = re.compile(
+    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b" + _MONTH + r"\b|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"yesterday|today|tomorrow|century|centuries|decade|spring|summer|autumn|winter|weekend)\b|\b\d{1,2}(st|nd|rd|th)\b",
+    re.I,
+)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|half|third|quarter|"
+    r"percent|several|few|many|single|double|twice)\b",
+    re.I,
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w&'\u2019-]*(?:\s+(?:(?:of|de|du|van|von|&)\s+)?[A-Z][\w&'\u2019-]*)*")
+_NOT_NAMES = frozenset(
+    "a an the this that these those he she it they we i you his her its their our my your in on at for from by of "
+    "to and but or so if as after before when while however meanwhile according also mr mrs ms dr".split()
+)
+
+
+def asks_for(question: str) -> str | None:
+    """NAME, DATE, NUMBER, or None when the question asks for something else
+    (why, how, yes or no)."""
+    head = question.strip()
+    # Yes/no questions ("Does ...", "Did ...", "Is ...") name things but ask for none.
+    if re.match(r"^(does|did|do|is|are|was|were|has|have|had|can|could|will|would|should)\b", head, re.I) and not re.search(
+        r"\b(who|which|what|when|how many|how much)\b", head, re.I
+    ):
+        return None
+    for pattern, kind in _ASKS:
+        if pattern.search(head):
+            return kind
+    return None
+
+
+def names_in(text: str, question_words: set[str]) -> list[str]:
+    """Capitalised names in `text` that the question does not already say
+    ("Sam Bankman-Fried", "Google"), in order of appearance."""
+    out = []
+    for m in _CAPITALISED.finditer(text):
+        words = m.group(0).split()
+        while words and words[0].lower().strip(".'") in _NOT_NAMES:  # "However", "The", "According"
+            words.pop(0)
+        name = " ".join(words).strip(".'\u2019-")
+        if not name or all(w.lower().strip(".'\u2019s") in question_words for w in name.split()):
+            continue
+        out.append(name.removesuffix("'s").removesuffix("\u2019s"))
+    return out
+
+
+def holds(text: str, kind: str | None, question_words: set[str]) -> bool:
+    """True when `text` holds something of the kind asked for (always, for None)."""
+    if kind is None:
+        return True
+    if kind == DATE:
+        return bool(_DATE.search(text))
+    if kind == NUMBER:
+        return bool(_NUMBER.search(text))
+    # A name that is not just the sentence's first word, or a capitalised word inside.
+    return bool(names_in(text[1:] if text[:1].isupper() else text, question_words))
+
+
+def question_words(question: str) -> set[str]:
+    """Lower-cased words of the question, for telling a new name from one it says."""
+    return {w.lower().strip(".'\u2019s") for w in re.findall(r"[\w'\u2019.-]+", question)}
+
+
+def common_name(texts: Sequence[str], question: str) -> str | None:
+    """The name most of `texts` share that the question does not say, when more
+    than one of them holds it and no other name is as common: the thing several
+    articles agree on ("Which company ... according to Engadget and Wired?")."""
+    said = question_words(question)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(set(names_in(text, said)))
+    ranked = counts.most_common(2)
+    if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+        return None
+    return ranked[0][0]
+
+
+_DATE_SPAN = re.compile(
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(st|nd|rd|th)?,?\s+\d{4}\b|\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?" + _MONTH + r",?\s+\d{4}\b|"
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(st|nd|rd|th)?\b|\b" + _MONTH + r",?\s+\d{4}\b|"
+    r"\b(the\s+)?\d{1,2}(st|nd|rd|th)\s+century\b|\b(1[0-9]{3}|20[0-9]{2})s?\b",
+    re.I,
+)
+_NUMBER_SPAN = re.compile(
+    r"(\$|£|€)?\d[\d,.]*(\s*(%|percent|per cent|million|billion|trillion|thousand|hundred))?|"
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    r"a hundred|hundreds|a thousand|thousands|dozens|a dozen|half)\b(\s+(million|billion|thousand|hundred))?",
+    re.I,
+)
+
+
+def spans(text: str, kind: str, said: set[str]) -> list[str]:
+    """The names, dates or numbers in `text` that the question does not already say."""
+    if kind == NAME:
+        return names_in(text, said)
+    pattern = _DATE_SPAN if kind == DATE else _NUMBER_SPAN
+    found = [m.group(0).strip(" ,.") for m in pattern.finditer(text)]
+    return [f for f in found if f and f.lower() not in said and not all(w.lower() in said for w in f.split())]
+
+
+def direct_answer(text: str, kind: str | None, question: str) -> str | None:
+    """The one name, date or number `text` holds of the kind asked for; None when
+    it holds none or several different ones (then no single one clearly answers)."""
+    if kind is None:
+        return None
+    found = list(dict.fromkeys(spans(text, kind, question_words(question))))
+    if kind == NAME:
+        # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
+        found = [f for f in found if not any(f != g and f in g for g in found)]
+    return found[0] if len(found) == 1 else None

@@ -1,0 +1,154 @@
+"""Questions that need several sources: the best sentence of each one's best article.
+
+"Do TechCrunch and The Verge both report …", "Which company, according to Engadget
+and Wired, …", "… reported on October 31 and on December 15": the answer must bring
+a fact from each outlet (or day) the question names, and say plainly which one had
+nothing. Retrieval already lets named outlets and days take turns at the top
+(`rag.retrieve.interleave`); here each named outlet's best article gives its best
+sentence, further articles the question may need follow while they score close to
+the best, and the answer is grouped by outlet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+COMPARISON = re.compile(
+    r"\b(both|compared?|comparison|in contrast|contrast(s|ing)?|differ(s|ent|ence)?|consistent|"
+    r"same|similar(ly)?|unlike|while|whereas|versus|vs\.?|either|neither|also|as well as|"
+    r"articles|reports|reporting[s]?|sources|outlets)\b",
+    re.I,
+)
+"""Words of a question that reads as a comparison or speaks of several reports."""
+
+
+class Candidate(Protocol):
+    """What a scored sentence must offer (`rag.answer.ScoredSentence`)."""
+
+    score: float
+
+    @property
+    def key(self) -> tuple[str, int]: ...
+
+
+@dataclass(frozen=True)
+class SourceGroup:
+    """One outlet's part of a grouped answer: the numbers of its citations, none
+    when a named outlet had nothing on the question."""
+
+    source: str
+    citations: tuple[int, ...] = ()
+    named: bool = True
+    """The question names this outlet (an outlet it does not name may still add an article)."""
+
+
+def named_outlets(question: str, mentioned: Sequence[str]) -> list[str]:
+    """The outlets of `mentioned` (as `Retriever.mentioned_sources` found them, any
+    case) written with their capitals in the question ("The Age", not "the age of
+    AI"), in the order the question names them."""
+    from rag.retrieve import outlet_names
+
+    found = []
+    for source in mentioned:
+        names = "|".join(r"(?<!\w)" + re.escape(name) + r"(?!\w)" for name in outlet_names(source))
+        m = re.search(names, question)
+        if m:
+            found.append((m.start(), source))
+    return [source for _, source in sorted(found)]
+
+
+_KIND = r"(?:article|report|piece|story|coverage|editorial|feature|column|podcast|review|analysis|investigation)s?\b"
+_NAME = r"([A-Z][\w.&\u2019-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w.&\u2019-]*)*)"
+_CITED_OUTLET = (
+    # "an article by Forbes", "a report from The Wall Street Journal", "a piece in Rolling Stone"
+    re.compile(r"\b" + _KIND + r"\s+(?:by|from|in|published by|published in)\s+(?:the\s+)?'?" + _NAME),
+    # "a CNET article", "the New York Times report"
+    re.compile(r"\b(?:a|an|the)\s+'?" + _NAME + r"'?\s+(?:article|report|piece|story|coverage|editorial|column|podcast)s?\b"),
+)
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+
+
+def unknown_outlets(question: str, known: Sequence[str]) -> list[str]:
+    """Outlets the question cites as a source ("according to an article by
+    Forbes", "a CNET piece") that no article of the index comes from. Only an
+    index whose articles name their outlets can tell; otherwise nothing is unknown."""
+    from rag.retrieve import outlet_names
+
+    names = {n.lower() for source in known for n in outlet_names(source)}
+    if not names:
+        return []
+    found = []
+    for pattern in _CITED_OUTLET:
+        for m in pattern.finditer(question):
+            name = m.group(1).strip(".\u2019 ")
+            if name.endswith(("'s", "\u2019s")) or name.lower() in _MONTHS:
+                continue  # "a report on Google's ...", "a November article"
+            bare = re.sub(r"^the\s+", "", name, flags=re.I).lower()
+            if bare not in names and not any(bare.startswith(n + " ") for n in names):
+                found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def needs_several(question: str, outlets: Sequence[str], days: set[str]) -> bool:
+    """A question that names two or more outlets or days, or names one and reads as
+    a comparison ("Does the TechCrunch article on X, in contrast to the one on Y, …").
+    Comparison words alone ("also", "while") do not make a question about
+    several reports: most questions that use them want one fact."""
+    return len(outlets) > 1 or len(days) > 1 or (bool(outlets or days) and bool(COMPARISON.search(question)))
+
+
+def best_per_article(ranked: Sequence[Candidate]) -> list[Candidate]:
+    """Each article's best sentence, best articles first (`ranked` is best first)."""
+    seen: set[str] = set()
+    out = []
+    for c in ranked:
+        if c.key[0] not in seen:
+            seen.add(c.key[0])
+            out.append(c)
+    return out
+
+
+def pick_per_source(
+    ranked: Sequence[Candidate],
+    outlet_of: dict[str, str],
+    day_of: dict[str, str],
+    outlets: Sequence[str],
+    days: set[str],
+    max_articles: int,
+    keep: float,
+    min_named: float,
+) -> tuple[list[Candidate], list[str]]:
+    """The sentences of a multi-source answer, and the named outlets that had nothing.
+
+    First the best sentence of each named outlet's best article (and of each named
+    day's best article), when it scores at least `min_named` x the best sentence;
+    then the best sentences of further articles that score at least `keep` x the
+    best, up to `max_articles` articles in all."""
+    tops = best_per_article(ranked)
+    if not tops:
+        return [], list(outlets)
+    best = tops[0].score
+    picked: list[Candidate] = []
+    missing = []
+    for outlet in outlets:
+        own = [c for c in tops if outlet_of.get(c.key[0], "").lower() == outlet.lower()]
+        if own and own[0].score >= best * min_named:
+            if own[0] not in picked:
+                picked.append(own[0])
+        else:
+            missing.append(outlet)
+    for day in sorted(days):
+        own = [c for c in tops if day_of.get(c.key[0], "")[:10] == day]
+        if own and own[0].score >= best * min_named and own[0] not in picked and len(picked) < max_articles:
+            picked.append(own[0])
+    if not picked:
+        picked.append(tops[0])
+    for c in tops:
+        if len(picked) >= max_articles or c.score < best * keep:
+            break
+        if c not in picked:
+            picked.append(c)
+    return picked, missing

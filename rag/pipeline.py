@@ -226,6 +226,8 @@ class Pipeline:
         `filters` (`--from`, `--to`) win over the question's."""
         view = view or self.view
         newest = view.dates[1]
+        if not newest:  # no article has a date (e.g. encyclopedia paragraphs): a year in the question is a fact's
+            return None
         reference = date.fromisoformat(newest) if newest and self.settings.time_reference == "newest" else date.today()
         # An outlet's name is not a time: "Business Today | Latest Stock Market News".
         text = question

@@ -171,3 +171,20 @@ def test_a_time_of_one_of_several_reports_filters_nothing(harbour):
     assert not harbour.time_asked("Did the harbour dredging cost rise after November 1, 2023 in the subsequent report?")
     assert harbour.time_asked("What did the harbour dredging cost after November 1, 2023 and before December 1, 2023?").parts == 1
     assert not harbour.time_asked("Did the report after November 1, 2023 and the one after December 1, 2023 agree?")
+
+
+def test_an_index_without_dates_takes_a_year_in_the_question_as_a_fact(tmp_path, embedder):
+    """Encyclopedia-like paragraphs carry no date: "in 1994" is then what the
+    question is about, not when an article appeared, and must filter nothing
+    (it used to filter everything: SQuAD dev refused 3.6 % instead of 0.6 %)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    body = "In 1994 the broadcaster had 3.5 million households subscribed to its satellite service."
+    (corpus / "a.json").write_text(json.dumps({"title": "Satellite television", "body": body}))
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    Builder(settings, embedder=embedder)()
+    pipeline = Pipeline(settings, embedder=embedder)
+    assert pipeline.view.dates == ("", "")
+    answer = pipeline.ask("How many households had the satellite service in 1994?")
+    assert answer.searched == "" and not answer.abstained
+    assert answer.citations and "3.5 million" in answer.citations[0].sentence

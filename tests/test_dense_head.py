@@ -165,3 +165,33 @@ def test_a_cls_pooling_model_embeds_as_encode_in_torch_and_is_refused_by_onnx(ti
     assert closeness(vectors, reference) >= LEAST["torch"]
     with pytest.raises(ValueError, match="backend torch"):
         Embedder(str(tmp_path / "cls"), backend="onnx", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_normalize_before_the_dense_layer_is_kept(tiny_bert, backend, tmp_path):
+    """Only a final Normalize may be left out (every vector is made unit anyway); one before a
+    Dense layer changes what the Dense layer sees."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Dense,
+        Normalize,
+        Pooling,
+        Transformer,
+    )
+
+    torch.manual_seed(3)
+    modules = [
+        Transformer(str(tiny_bert), max_seq_length=256),
+        Pooling(HIDDEN, "mean"),
+        Normalize(),
+        Dense(HIDDEN, OUT, activation_function=torch.nn.Identity()),
+    ]
+    SentenceTransformer(modules=modules, device="cpu").save(str(tmp_path / "model"))
+    model = SentenceTransformer(str(tmp_path / "model"), device="cpu", local_files_only=True)
+    with torch.no_grad():  # a bias that dominates vectors of length 1 but not unnormalised ones
+        model[3].linear.bias.fill_(0.5)
+    model.save(str(tmp_path / "model"))
+    reference = model.encode(TEXTS, normalize_embeddings=True, show_progress_bar=False)
+    vectors = Embedder(str(tmp_path / "model"), backend=backend, cache_dir=tmp_path / "cache")(TEXTS)
+    assert closeness(vectors, reference) >= LEAST[backend]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunker
-from rag.embed import Embedder, cached_export, default_cache, resolve_model
+from rag.embed import Embedder, cached_export, cpu_flags, cpu_name, default_cache, resolve_model
 from rag.ingest import Article, parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,34 @@ class OpenVinoEncoder:
         self.embedder._token_embeddings = forward
 
 
+INT8_VARIANTS = {
+    # name: quantize_dynamic options. "s8 per-channel" is what rag/embed.py ships (optimum's
+    # avx512_vnni recipe: uint8 activations x int8 weights); "u8 per-channel" is optimum's avx2
+    # recipe (uint8 x uint8: no vpmaddubsw saturation on AVX2 without VNNI); "reduce-range"
+    # quantizes weights to 7 bits, onnxruntime's advice for u8s8 on AVX2/AVX-512 without VNNI.
+    "int8 s8 per-channel": {"weight_type": "QInt8", "per_channel": True, "reduce_range": False},
+    "int8 s8 per-channel reduce-range": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
+    "int8 u8 per-channel": {"weight_type": "QUInt8", "per_channel": True, "reduce_range": False},
+    "int8 s8 per-tensor": {"weight_type": "QInt8", "per_channel": False, "reduce_range": False},
+}
+
+
+def int8_variant(fp32: Path, folder: Path, weight_type: str, per_channel: bool, reduce_range: bool) -> Path:
+    """The fused fp32 export quantized with other `quantize_dynamic` options (rag/embed.py's recipe
+    apart from them)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = folder / f"{weight_type}-{'pc' if per_channel else 'pt'}-{'rr' if reduce_range else 'full'}.onnx"
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        quantize_dynamic(
+            str(fp32), str(target), weight_type=getattr(QuantType, weight_type), per_channel=per_channel,
+            reduce_range=reduce_range, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    return target
+
+
 def chunk_texts(corpus: Path, n: int, embedder: Embedder) -> list[str]:
     chunker = Chunker(embedder.count_tokens, embedder.max_tokens)
     texts: list[str] = []
@@ -77,9 +105,9 @@ def chunk_texts(corpus: Path, n: int, embedder: Embedder) -> list[str]:
 
 def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str], reference: np.ndarray | None):
     embedder(texts[:32])  # warm
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     vectors = embedder(texts)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     latencies = []
     for q in questions:
         began = time.perf_counter()
@@ -89,10 +117,13 @@ def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str
     row = {
         "backend": name,
         "chunks_per_s": round(len(texts) / seconds, 1),
+        # CPU time (all threads of this process) per chunk: what the encoding costs, less
+        # sensitive than wall time to other programs on a shared machine.
+        "chunks_per_cpu_s": round(len(texts) / cpu_seconds, 1),
         "question_ms": round(statistics.median(latencies) * 1000, 1),
         "mean_cosine_to_torch": round(cosine, 4),
     }
-    print(f"{name:>14}: {row['chunks_per_s']:7.1f} chunks/s   question {row['question_ms']:5.1f} ms"
+    print(f"{name:>14}: {row['chunks_per_s']:7.1f} chunks/s ({row['chunks_per_cpu_s']:6.1f} per CPU-s)   question {row['question_ms']:5.1f} ms"
           f"   mean cosine to torch fp32 {row['mean_cosine_to_torch']:.4f}", flush=True)
     return row, vectors
 
@@ -126,6 +157,26 @@ def quality(embedder: Embedder, folder: Path) -> dict:
     return figures
 
 
+def openvino_rows(torch_embedder, texts, questions, reference, quality_dir: Path | None) -> list[dict]:
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        print("openvino / nncf not installed (pip install -e '.[bench]'): OpenVINO rows skipped")
+        return []
+    rows = []
+    fp32 = cached_export(resolve_model(torch_embedder.name), "onnx", default_cache())
+    for name, calibration in (("openvino fp32", None), ("openvino int8", texts[:300])):
+        embedder = Embedder(backend="onnx")
+        OpenVinoEncoder(embedder, fp32, calibration).install()
+        row, _ = measure(name, embedder, texts, questions, reference)
+        if quality_dir:
+            row.update(quality(embedder, quality_dir / name.replace(" ", "-")))
+            print(f"{name:>14}: {row}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/data/multihop/corpus.json")
@@ -135,7 +186,13 @@ def main() -> int:
         "--openvino-quality", type=Path, metavar="DIR",
         help="also build the MultiHop-RAG and SQuAD dev indexes in DIR with each OpenVINO encoder and score them",
     )
+    parser.add_argument(
+        "--int8-variants", action="store_true",
+        help="also time int8 exports made with other quantization options (INT8_VARIANTS) on this CPU",
+    )
+    parser.add_argument("--skip-openvino", action="store_true", help="leave out the OpenVINO rows")
     args = parser.parse_args()
+    print(f"CPU: {cpu_name()}; instruction sets: {', '.join(cpu_flags()) or 'none of note'}", flush=True)
     questions = [q["query"] for q in json.loads(QUESTIONS.read_text())][:50] if QUESTIONS.exists() else ["a question"] * 50
 
     torch_embedder = Embedder(backend="torch")
@@ -147,21 +204,17 @@ def main() -> int:
     for backend in ("onnx", "onnx-int8"):
         row, _ = measure(backend.replace("-", " "), Embedder(backend=backend), texts, questions, reference)
         rows.append(row)
-    try:
-        import nncf  # noqa: F401
-        import openvino  # noqa: F401
-    except ImportError:
-        print("openvino / nncf not installed (pip install -e '.[bench]'): OpenVINO rows skipped")
-    else:
+    if args.int8_variants:
+        from rag.embed import _ort_session
+
         fp32 = cached_export(resolve_model(torch_embedder.name), "onnx", default_cache())
-        for name, calibration in (("openvino fp32", None), ("openvino int8", texts[:300])):
+        for name, options in INT8_VARIANTS.items():
             embedder = Embedder(backend="onnx")
-            OpenVinoEncoder(embedder, fp32, calibration).install()
+            embedder._session = _ort_session(int8_variant(fp32, default_cache() / "bench-int8-variants", **options))
             row, _ = measure(name, embedder, texts, questions, reference)
-            if args.openvino_quality:
-                row.update(quality(embedder, args.openvino_quality / name.replace(" ", "-")))
-                print(f"{name:>14}: {row}", flush=True)
             rows.append(row)
+    if not args.skip_openvino:
+        rows += openvino_rows(torch_embedder, texts, questions, reference, args.openvino_quality)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

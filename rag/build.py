@@ -17,14 +17,14 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
-from rag.embed import BUNDLED_NAMES, Embedder
+from rag.embed import BUNDLED_NAMES, Embedder, auto_backend
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.store import (
@@ -251,6 +251,13 @@ class Builder:
     def _build(self, store: IndexStore, full: bool) -> BuildReport:
         started = time.perf_counter()
         report = BuildReport()
+        if self.settings.backend == "auto":
+            # `auto` keeps the backend an index was built with (its vectors stay of one kind, and an
+            # index copied to another CPU stays usable); a new or fully rebuilt index gets the one
+            # that runs best on this CPU (or the given embedder's). The manifest records it.
+            built = None if full else (store.manifest or {}).get("backend")
+            chosen = built or (self._embedder.backend if self._embedder is not None else auto_backend())
+            self.settings = replace(self.settings, backend=chosen)
         if store.manifest is None and not full:
             # A new index: record its manifest first, then build it like any
             # incremental update, so that a first build killed halfway resumes.

@@ -151,7 +151,7 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
     from rag.embed import BACKENDS
 
     parser.add_argument(
-        "--backend", choices=BACKENDS, help="how the model runs (default onnx-int8, or RAG_BACKEND); a change needs --full"
+        "--backend", choices=BACKENDS, help="how the model runs (default auto: by CPU, or the index's own; or RAG_BACKEND); a change needs --full"
     )
 
 

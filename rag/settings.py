@@ -46,11 +46,13 @@ class Settings:
     chunk_overlap: int = 1
     """Sentences repeated at the start of the next chunk, so no fact is cut in half."""
 
-    backend: str = "onnx-int8"
-    """How the model runs: `onnx-int8` (exported once to ONNX with int8 weights,
-    about 1.7x torch's speed on CPU at the same quality), `onnx` (fp32) or `torch`
-    (any sentence-transformers model as it loads). Measured in docs/benchmarks.md.
-    Part of the index's identity: changing it needs `rag build --full`."""
+    backend: str = "auto"
+    """How the model runs: `onnx-int8` (exported once to ONNX with int8 weights), `onnx` (the
+    same export in fp32, fused) or `torch` (any sentence-transformers model as it loads); `auto`
+    picks by CPU: int8 where the CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI,
+    AMX, ARM dotprod) or AVX-512, else the one measured faster on AVX2 alone
+    (`rag.embed.auto_backend`, docs/benchmarks.md). An existing index keeps the backend its
+    manifest records; changing it needs `rag build --full`."""
 
     model_cache: Path | None = None
     """Where ONNX exports of the model are kept; None: ~/.cache/rag-news."""

@@ -13,6 +13,7 @@ from conftest import article_text, assert_consistent
 from filelock import FileLock
 
 from rag.build import BuildBusy, Builder
+from rag.embed import auto_backend
 from rag.store import IndexMismatch, IndexStore
 
 
@@ -32,7 +33,7 @@ def test_first_build_then_nothing_to_do(settings, embedder):
     assert manifest == {
         "format_version": 3,
         "model": "all-MiniLM-L6-v2",
-        "backend": "onnx-int8",
+        "backend": auto_backend(),  # the default, `auto`, recorded as what it chose
         "dimension": 384,
         "chunking": {"chunk_tokens": 200, "chunk_overlap": 1},
         "sentence_vectors": "late",

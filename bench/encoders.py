@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunker
-from rag.embed import Embedder, cached_export, cpu_flags, cpu_name, default_cache, resolve_model
+from rag.embed import Embedder, cpu_flags, cpu_name, resolve_model, set_torch_threads
+from rag.onnx_export import cached_export, default_cache, ort_session
 from rag.ingest import Article, parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,7 @@ def main() -> int:
     print(f"CPU: {cpu_name()}; instruction sets: {', '.join(cpu_flags()) or 'none of note'}", flush=True)
     questions = [q["query"] for q in json.loads(QUESTIONS.read_text())][:50] if QUESTIONS.exists() else ["a question"] * 50
 
+    set_torch_threads("torch", workers=2)  # as `rag` sets it at start for Embedder's 2 workers
     torch_embedder = Embedder(backend="torch")
     texts = chunk_texts(args.corpus, args.chunks, torch_embedder)
     print(f"{len(texts)} chunk texts of {args.corpus.name}", flush=True)
@@ -205,12 +207,10 @@ def main() -> int:
         row, _ = measure(backend.replace("-", " "), Embedder(backend=backend), texts, questions, reference)
         rows.append(row)
     if args.int8_variants:
-        from rag.embed import _ort_session
-
         fp32 = cached_export(resolve_model(torch_embedder.name), "onnx", default_cache())
         for name, options in INT8_VARIANTS.items():
             embedder = Embedder(backend="onnx")
-            embedder._session = _ort_session(int8_variant(fp32, default_cache() / "bench-int8-variants", **options))
+            embedder._session = ort_session(int8_variant(fp32, default_cache() / "bench-int8-variants", **options))
             row, _ = measure(name, embedder, texts, questions, reference)
             rows.append(row)
     if not args.skip_openvino:

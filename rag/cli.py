@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     _configure_logging(Settings.from_env().log_level)
+    from rag.embed import set_torch_threads
+
+    # Process-wide, so here, once at start: every command (and `rag serve`) runs after it.
+    start = Settings.from_env(backend=getattr(args, "backend", None))
+    set_torch_threads(start.backend, start.embed_workers, start.device)
     import sqlite3
 
     from rag.store import StoreError, explain

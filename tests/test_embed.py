@@ -95,3 +95,19 @@ def test_a_folder_saved_by_sentence_transformers_6_is_read_without_torch(tmp_pat
     saved, bundled = _local_config(str(tmp_path / "saved")), _local_config(resolve_model(DEFAULT_MODEL))
     assert saved is not None and saved["dimension"] == bundled["dimension"] == 384
     assert saved["max_seq_length"] == model.max_seq_length and saved["pad_token"] == bundled["pad_token"]
+
+
+def test_thread_settings_are_set_at_start_not_by_the_embedder():
+    # torch's thread count is process-wide: building an Embedder must leave it as the process set it,
+    # and set_torch_threads (what `rag` calls at start) sets it, for the torch backend only.
+    code = (
+        "import os, sys\n"
+        "from rag.embed import Embedder, set_torch_threads\n"
+        "set_torch_threads('onnx-int8', workers=2); print('torch' in sys.modules)\n"
+        "import torch; torch.set_num_threads(3)\n"
+        "Embedder(backend='torch', workers=2); print(torch.get_num_threads())\n"
+        "set_torch_threads('torch', workers=2); print(torch.get_num_threads() == max(1, (os.cpu_count() or 2) // 2))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "3", "True"]

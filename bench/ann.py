@@ -18,6 +18,7 @@ import time
 
 import faiss
 import numpy as np
+from common import percentile, time_each
 
 from rag import segment
 
@@ -35,13 +36,9 @@ DEPTH = 100
 def per_query_ms(index: faiss.Index, queries: np.ndarray, params=None) -> tuple[float, np.ndarray]:
     """Median time of one query for `DEPTH` results (searched one at a time, as
     questions come), and the 10 best ids found."""
-    times, found = [], []
-    for q in queries:
-        started = time.perf_counter()
-        _, ids = index.search(q[None], DEPTH, params=params)
-        times.append(time.perf_counter() - started)
-        found.append(ids[0][:10])
-    return 1000 * float(np.median(times)), np.array(found)
+    found = []
+    times = time_each(lambda q: found.append(index.search(q[None], DEPTH, params=params)[1][0][:10]), queries)
+    return 1000 * percentile(times, 50), np.array(found)
 
 
 def main() -> int:

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import percentile, time_each
+
 from rag.embed import resolve_model
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -24,9 +26,9 @@ from rag.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+def ms(values: list[float], q: float) -> float:
+    """The `q`-th percentile of `values` (seconds) in milliseconds (common.percentile)."""
+    return percentile(values, q) * 1000
 
 
 def main() -> int:
@@ -40,33 +42,23 @@ def main() -> int:
     started = time.perf_counter()
     pipeline = Pipeline(Settings.from_env(index_dir=args.index))
     startup = time.perf_counter() - started
-    pipeline.ask("warm-up question")
 
     from sentence_transformers import SentenceTransformer
 
     raw_model = SentenceTransformer(resolve_model(pipeline.settings.model), device="cpu")
-    raw_model.encode(["warm-up question"], show_progress_bar=False)
-
-    retrieval, total, raw = [], [], []
-    for question in questions:
-        started = time.perf_counter()
-        raw_model.encode([question], normalize_embeddings=True, show_progress_bar=False)
-        raw.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        pipeline.retriever(question, k=10)
-        retrieval.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        pipeline.ask(question)
-        total.append(time.perf_counter() - started)
+    warmup = ["warm-up question"]
+    raw = time_each(lambda q: raw_model.encode([q], normalize_embeddings=True, show_progress_bar=False), questions, warmup)
+    retrieval = time_each(lambda q: pipeline.retriever(q, k=10), questions, warmup)
+    total = time_each(pipeline.ask, questions, warmup)
     chunks = pipeline.store.counts()["chunks"]
     print(f"index: {args.index} ({chunks} chunks, backend {pipeline.settings.backend}); {len(questions)} questions")
     print(f"start-up (model + index load): {startup:.1f} s")
     for name, values in (("retrieval", retrieval), ("whole answer", total), ("raw encode", raw)):
-        print(f"{name:>13}: p50 {percentile(values, 0.5):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms"
+        print(f"{name:>13}: p50 {ms(values, 50):6.1f} ms   p95 {ms(values, 95):6.1f} ms"
               f"   max {max(values) * 1000:6.1f} ms   mean {statistics.mean(values) * 1000:6.1f} ms")
-    print(f"whole answer / raw question encode (torch fp32), p50: {percentile(total, 0.5) / percentile(raw, 0.5):.2f}x"
+    print(f"whole answer / raw question encode (torch fp32), p50: {ms(total, 50) / ms(raw, 50):.2f}x"
           " (goal <= 4)")
-    print(f"whole answer p95 / p50: {percentile(total, 0.95) / percentile(total, 0.5):.2f} (goal <= 2)")
+    print(f"whole answer p95 / p50: {ms(total, 95) / ms(total, 50):.2f} (goal <= 2)")
     return 0
 
 

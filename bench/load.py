@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,18 +22,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import free_port, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 def start_server(index: Path, port: int) -> subprocess.Popen:
@@ -105,8 +95,8 @@ def run(url: str, questions: list[str], clients: int) -> dict:
         "answered": len(times),
         "errors": len(errors),
         "first_errors": errors[:3],
-        "p50_ms": round(percentile(times, 0.5)),
-        "p95_ms": round(percentile(times, 0.95)),
+        "p50_ms": round(percentile(times, 50) * 1000),
+        "p95_ms": round(percentile(times, 95) * 1000),
         "throughput_qps": round(len(times) / wall, 2),
         "wall_s": round(wall, 1),
     }

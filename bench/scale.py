@@ -59,7 +59,6 @@ import math
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import percentile, time_each
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 ARTICLES_PER_FILE = 1_000
@@ -251,13 +251,8 @@ def probe(index: Path, model: Path, questions_file: Path, warmup: int) -> dict:
                 while handle.read(1 << 24):
                     pass
     asked = json.loads(questions_file.read_text())
-    for question in asked[:warmup]:  # untimed: first-call costs (allocations, caches)
-        pipeline.ask(question)
-    times = []
-    for question in asked:
-        started = time.perf_counter()
-        pipeline.ask(question)
-        times.append(time.perf_counter() - started)
+    # The first `warmup` questions once untimed: first-call costs (allocations, caches).
+    times = time_each(pipeline.ask, asked, warmup=asked[:warmup])
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     return {
         "open_s": opened,
@@ -273,9 +268,9 @@ def serve_figures(index: Path, model: Path, questions_file: Path, env: dict, war
     if done.returncode != 0:
         raise RuntimeError(f"probe failed ({done.returncode}):\n{done.stderr[-3000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    times = sorted(figures.pop("question_s"))
-    figures["p50_s"] = statistics.median(times)
-    figures["p95_s"] = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+    times = figures.pop("question_s")
+    figures["p50_s"] = percentile(times, 50)
+    figures["p95_s"] = percentile(times, 95)
     return figures
 
 

@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from common import free_port, percentile, time_each
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,17 +57,6 @@ QUESTIONS = [
     "Who won the 2018 football World Cup?",
 ]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def prepare(corpus: Path, work: Path) -> tuple[Path, Path]:
@@ -168,13 +158,14 @@ def main() -> int:
                     continue
                 url = f"http://127.0.0.1:{port}/"
                 client = Client(url, verbose=False, download_files=False)
-                client.predict("warm-up question about Syria", api_name="/ask")
-                times, abstained = [], 0
-                for question in QUESTIONS:
-                    t = time.perf_counter()
-                    answer = client.predict(question, api_name="/ask")
-                    times.append(time.perf_counter() - t)
-                    abstained += answer["abstained"]
+                warmup = ["warm-up question about Syria"]
+                answers = []
+
+                def ask(question: str, client: Client = client, answers: list = answers) -> None:
+                    answers.append(client.predict(question, api_name="/ask"))
+
+                times = time_each(ask, QUESTIONS, warmup)
+                abstained = sum(answer["abstained"] for answer in answers[len(warmup) :])
                 client.close()
                 if args.screenshot:
                     screenshot(url, args.screenshot)

@@ -6,7 +6,7 @@
 Chunk texts are the first `--chunks` chunks `Chunker` makes of the corpus. Each backend encodes them
 (mean pooling, unit length, our `Embedder` batching: sorted by length, batches of 8, two threads),
 then encodes 50 questions one at a time. Rows: torch fp32 (sentence-transformers as loaded), onnx
-fp32 and onnx int8 (our export, rag/embed.py), OpenVINO fp32 (the same ONNX graph compiled by
+fp32 and onnx int8 (our export, rag/onnx_export.py), OpenVINO fp32 (the same ONNX graph compiled by
 OpenVINO) and OpenVINO int8 (that graph quantized by NNCF, calibrated on 300 chunk texts of this
 corpus). Retrieval and answer quality for the backends `rag` ships are measured with
 `rag eval ... --backend NAME` (docs/benchmarks.md).
@@ -66,7 +66,7 @@ class OpenVinoEncoder:
 
 
 INT8_VARIANTS = {
-    # name: quantize_dynamic options. "s8 per-channel" is what rag/embed.py ships (optimum's
+    # name: quantize_dynamic options. "s8 per-channel" is what rag/onnx_export.py ships (optimum's
     # avx512_vnni recipe: uint8 activations x int8 weights); "u8 per-channel" is optimum's avx2
     # recipe (uint8 x uint8: no vpmaddubsw saturation on AVX2 without VNNI); "reduce-range"
     # quantizes weights to 7 bits, onnxruntime's advice for u8s8 on AVX2/AVX-512 without VNNI.
@@ -78,7 +78,7 @@ INT8_VARIANTS = {
 
 
 def int8_variant(fp32: Path, folder: Path, weight_type: str, per_channel: bool, reduce_range: bool) -> Path:
-    """The fused fp32 export quantized with other `quantize_dynamic` options (rag/embed.py's recipe
+    """The fused fp32 export quantized with other `quantize_dynamic` options (rag/onnx_export.py's recipe
     apart from them)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic

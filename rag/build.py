@@ -312,7 +312,7 @@ class Builder:
         report.chunks_embedded = done
         # Before `last_build` moves: a reader that loads the new build finds it in segments.
         self.progress("indexing", 0, done)
-        report.repaired = store.write_segments()
+        report.repaired = store.segment_register.write()
         self.progress("indexing", done, done)
 
         if not full:
@@ -324,7 +324,7 @@ class Builder:
         store.set_meta("last_build", f"{time.time():.3f}")
         store.set_meta("last_report", report.summary())
         store.commit()
-        store.remove_unowned()
+        store.segment_register.remove_unowned()
         store.checkpoint()
         store.write_manifest()
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
@@ -456,8 +456,8 @@ def compact(index_dir: Path) -> tuple[int, int]:
         store = IndexStore(index_dir)
         try:
             removed = store.counts()["tombstones"]
-            before = store.compact()
-            store.remove_unowned()
+            before = store.segment_register.compact()
+            store.segment_register.remove_unowned()
             store.checkpoint()  # a copy of rag.sqlite must not name the segments just removed
             return before, removed
         finally:

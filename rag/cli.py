@@ -462,7 +462,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         damage = store.quick_check(whole=args.check)
         if damage is not None:
             raise IndexDamaged(f"the index database in {settings.index_dir}/ is damaged ({damage}). {REBUILD_HINT}")
-        problems = store.derived_problems(quick=not args.check)
+        problems = store.segment_register.derived_problems(quick=not args.check)
         stats = store.stats()
     finally:
         store.close()

@@ -33,6 +33,7 @@ from rag.build import comparable_manifest
 from rag.embed import Embedder
 from rag.llm import LlmAnswerer
 from rag.retrieve import Filters, Retriever
+from rag.segment import SegmentSet
 from rag.settings import DEFAULT_K, Settings
 from rag.store import IndexStore
 
@@ -50,6 +51,8 @@ class IndexView:
     """One loaded index state and the components that read it."""
 
     store: IndexStore
+    segments: SegmentSet
+    """Its searchable segments, loaded with it (`IndexStore.segments`)."""
     retriever: Retriever
     answerer: Answerer
     llm: LlmAnswerer
@@ -124,10 +127,11 @@ class Pipeline:
             store.check(comparable_manifest(self.settings))
             retriever = Retriever(store, self.embedder)
             answerer = Answerer(store, self.embedder, retriever)
-            # Load the segments now rather than on the first question.
-            _ = store.segments
+            segments = store.segments  # loaded now rather than on the first question
             llm = LlmAnswerer(self.settings, answerer)
-            return IndexView(store, retriever, answerer, llm, store.meta("last_build"), store.published_days())
+            return IndexView(
+                store, segments, retriever, answerer, llm, store.meta("last_build"), store.published_days()
+            )
         except BaseException:
             store.close()
             raise

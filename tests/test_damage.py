@@ -205,7 +205,7 @@ def test_damaged_derived_files_are_reported_survived_and_repaired(fresh, embedde
     report = Builder(fresh, embedder=embedder)()
     assert report.repaired and report.repaired[0] in stats and "repaired" in report.summary()
     store = IndexStore(fresh.index_dir)
-    assert store.derived_problems() == []
+    assert store.segment_register.derived_problems() == []
     store.close()
     assert not cites(fresh, embedder).store.problems
 
@@ -317,7 +317,7 @@ def test_disk_full_is_said_plainly_and_leftovers_go(fresh, embedder, monkeypatch
     Builder(fresh, embedder=embedder)()
     assert not list(fresh.index_dir.glob("*.tmp"))
     store = IndexStore(fresh.index_dir)
-    assert store.derived_problems() == []
+    assert store.segment_register.derived_problems() == []
     store.close()
 
 

@@ -24,16 +24,16 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
-from rag.embed import BUNDLED_NAMES, Embedder
+from rag.embed import Embedder
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
-from rag.settings import DEFAULT_MODEL, Settings
+from rag.manifest import Manifest
+from rag.settings import Settings
 from rag.store import (
     DATABASE,
     REBUILD_HINT,
     IndexDamaged,
     IndexStore,
     NotAnIndex,
-    manifest_for,
     proven_ours,
 )
 
@@ -88,25 +88,6 @@ class BuildReport:
             + (f"; repaired {', '.join(self.repaired)} (damaged)" if self.repaired else "")
             + (f"; {len(self.notes)} file(s) partly left out as boilerplate (see notes)" if self.notes else "")
         )
-
-
-def model_name(model: str) -> str:
-    """The name recorded in the manifest: all spellings of the bundled model are one."""
-    return DEFAULT_MODEL if model in BUNDLED_NAMES else model
-
-
-def expected_manifest(settings: Settings, dimension: int) -> dict:
-    return manifest_for(
-        model_name(settings.model), dimension, settings.chunking(), settings.backend, settings.sentence_vectors
-    )
-
-
-def comparable_manifest(settings: Settings) -> dict:
-    """What an existing index must match to be used with `settings` (the
-    dimension follows from the model, and is only known once it is loaded)."""
-    manifest = expected_manifest(settings, 0)
-    del manifest["dimension"]
-    return manifest
 
 
 @dataclass
@@ -255,10 +236,10 @@ class Builder:
             # A new index: record its manifest first, then build it like any
             # incremental update, so that a first build killed halfway resumes.
             store.begin()
-            store.reset(expected_manifest(self.settings, self.embedder.dimension))
+            store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
             store.commit()
         if not full:
-            store.check(comparable_manifest(self.settings))
+            store.check(Manifest.from_settings(self.settings))
         known_files = {} if full else store.files()
         indexed_paths = set() if full else store.article_paths()
         # A recorded file none of whose articles is indexed is read again: builds
@@ -280,7 +261,7 @@ class Builder:
 
         store.begin()
         if full:
-            store.reset(expected_manifest(self.settings, self.embedder.dimension))
+            store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
         elif removed:
             store.remove_articles(removed)
         for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again

@@ -29,9 +29,9 @@ from datetime import date
 
 from rag import timeframe
 from rag.answer import Answer, Answerer, Turn, is_follow_up
-from rag.build import comparable_manifest
 from rag.embed import Embedder
 from rag.llm import LlmAnswerer
+from rag.manifest import Manifest
 from rag.retrieve import Filters, Retriever
 from rag.segment import SegmentSet
 from rag.settings import DEFAULT_K, Settings
@@ -124,7 +124,7 @@ class Pipeline:
         """Open a snapshot of the index and the components reading it."""
         store = IndexStore(self.settings.index_dir, snapshot=True)
         try:
-            store.check(comparable_manifest(self.settings))
+            store.check(Manifest.from_settings(self.settings))
             retriever = Retriever(store, self.embedder)
             answerer = Answerer(store, self.embedder, retriever)
             segments = store.segments  # loaded now rather than on the first question
@@ -284,8 +284,7 @@ def _as_built(settings: Settings) -> Settings:
     """`settings` with the backend and sentence-vector method the index was built with."""
     store = IndexStore(settings.index_dir)
     try:
-        manifest = store.manifest or {}
+        built = Manifest.from_record(store.manifest or {})
     finally:
         store.close()
-    built = {key: manifest[key] for key in ("backend", "sentence_vectors") if manifest.get(key)}
-    return replace(settings, **built)
+    return replace(settings, **{key: getattr(built, key) for key in ("backend", "sentence_vectors") if getattr(built, key)})

@@ -37,9 +37,9 @@ import numpy as np
 
 from rag.chunk import Chunk, Sentence
 from rag.ingest import Article
+from rag.manifest import Manifest
 from rag.segment import SegmentSet
 from rag.segments import SegmentRegister, remove_path
-from rag.settings import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -162,17 +162,6 @@ not read all of it; SQLite still refuses any damaged page the build reads or
 writes (the build stops and says so), and `rag stats --check` checks it whole."""
 BUILD_TABLES = ("meta", "files", "segments", "tombstones")
 
-
-
-def manifest_for(model: str, dimension: int, chunking: dict, backend: str, sentence_vectors: str) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": model,
-        "backend": backend,
-        "dimension": dimension,
-        "chunking": chunking,
-        "sentence_vectors": sentence_vectors,
-    }
 
 
 @dataclass(frozen=True)
@@ -388,20 +377,17 @@ class IndexStore:
 
     @property
     def manifest(self) -> dict | None:
+        """The manifest as recorded (`Manifest.from_record` reads it; an older index's may lack fields)."""
         raw = self.meta("manifest")
         return json.loads(raw) if raw else None
 
-    def check(self, expected: dict) -> None:
+    def check(self, expected: Manifest) -> None:
         """Raise `IndexMismatch` unless the index was built with the `expected`
-        settings (only the keys given are compared)."""
+        settings (`Manifest.mismatches`)."""
         actual = self.manifest
         if actual is None:
             return
-        diffs = [
-            f"{key}: index has {actual.get(key)!r}, settings ask for {expected[key]!r}"
-            for key in expected
-            if actual.get(key) != expected[key]
-        ]
+        diffs = expected.mismatches(Manifest.from_record(actual))
         if not diffs:
             return
         raise IndexMismatch(
@@ -454,13 +440,13 @@ class IndexStore:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
-    def reset(self, manifest: dict) -> None:
-        """Empty the index for a full rebuild (inside the caller's transaction)."""
+    def reset(self, manifest: Manifest) -> None:
+        """Empty the index for a full rebuild, or start a new one (inside the caller's transaction)."""
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM files")
         self.db.execute("DELETE FROM segments")
         self.db.execute("DELETE FROM tombstones")
-        self.set_meta("manifest", json.dumps(manifest, sort_keys=True))
+        self.set_meta("manifest", json.dumps(manifest.record(), sort_keys=True))
         self.segment_register.forget()
 
     # ------------------------------------------------------------ files

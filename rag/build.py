@@ -25,17 +25,11 @@ from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
 from rag.embed import Embedder
+from rag.errors import DATABASE, IndexDamaged, NotAnIndex, damaged
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
 from rag.manifest import Manifest
 from rag.settings import Settings
-from rag.store import (
-    DATABASE,
-    REBUILD_HINT,
-    IndexDamaged,
-    IndexStore,
-    NotAnIndex,
-    proven_ours,
-)
+from rag.store import IndexStore, proven_ours
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +455,7 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
     if damage is not None:
         store.close()
         if not full:
-            raise IndexDamaged(f"the index database {index_dir / DATABASE} is damaged ({damage}). {REBUILD_HINT}")
+            raise damaged(index_dir, damage)
         store = None
     if store is None:
         if not proven_ours(index_dir):

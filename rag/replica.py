@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from rag.store import DATABASE, IndexStore, StoreError
+from rag.errors import DATABASE, StoreError
+from rag.store import IndexStore
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,10 @@ chunk ids.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
@@ -36,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunk, Sentence
+from rag.errors import DATABASE, IndexMismatch, IndexMissing, NotAnIndex, StoreError, explain
 from rag.ingest import Article
 from rag.manifest import Manifest
 from rag.segment import SegmentSet
@@ -43,7 +42,6 @@ from rag.segments import SegmentRegister, remove_path
 
 log = logging.getLogger(__name__)
 
-DATABASE = "rag.sqlite"
 MANIFEST = "manifest.json"
 
 SCHEMA = """
@@ -82,69 +80,10 @@ CREATE TABLE IF NOT EXISTS tombstones (chunk_id INTEGER PRIMARY KEY);
 # same name made by another program is told apart from an index ("RAGN").
 APPLICATION_ID = 0x5241474E
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) | {"sqlite_sequence"}
-REBUILD_HINT = "Run `rag build --full` to rebuild it from the corpus folder."
 BUSY_TIMEOUT_S = 30.0
 """How long a statement waits for a lock another process holds."""
 CHECKPOINT_WAIT_S = 30.0
 """How long a build's checkpoint waits for readers on an older snapshot (`checkpoint`)."""
-
-
-class StoreError(Exception):
-    """Base for index problems the user can act on."""
-
-
-class IndexDamaged(StoreError):
-    """The database cannot be read: `rag build --full` starts it afresh from the corpus."""
-
-
-class NotAnIndex(StoreError):
-    """The path holds something else (a file, another program's database): never written to."""
-
-
-class DiskFull(StoreError):
-    """A write failed for lack of space; nothing half-written is kept."""
-
-
-def explain(err: BaseException, where: Path | str) -> StoreError | None:
-    """What an OS or SQLite error means for the index in `where`, as a StoreError
-    with a message the user can act on; None when it is none of the known cases."""
-    if isinstance(err, StoreError):
-        return err
-    text = str(err)
-    if (
-        (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
-        or "database or disk is full" in text
-        # numpy reports a short write without an errno, SQLite a failed -shm file as an
-        # I/O error: a full disk, if it is one.
-        or (
-            ((isinstance(err, OSError) and err.errno is None) or "disk I/O error" in text)
-            and _free_bytes(Path(where)) < 1_000_000
-        )
-    ):
-        return DiskFull(
-            f"the disk holding {where} is full ({text}). Free some space and run `rag build` again; "
-            "the index keeps its last complete state and the next build removes what this one left half-written."
-        )
-    if isinstance(err, OSError):  # a path that is a file, not writable, ...
-        return StoreError(f"cannot use {err.filename or where}: {err.strerror or text}")
-    if isinstance(err, sqlite3.OperationalError) and "locked" in text:
-        return StoreError(f"the index in {where}/ is locked by another process ({text}); try again in a moment")
-    damage = ("not a database", "malformed", "disk image", "no such table", "no such column")
-    # sqlite3 raises the bare DatabaseError for a file it cannot make sense of; its
-    # subclasses (integrity, programming errors) are something else.
-    if type(err) is sqlite3.DatabaseError or (isinstance(err, sqlite3.Error) and any(p in text for p in damage)):
-        return IndexDamaged(f"the index database {Path(where) / DATABASE} is damaged ({text}). {REBUILD_HINT}")
-    if isinstance(err, sqlite3.Error):  # read-only file system, I/O error, ...
-        return StoreError(f"cannot use the index database in {where}/ ({text})")
-    return None
-
-
-class IndexMismatch(StoreError):
-    """The index was built with other settings than the ones in use."""
-
-
-class IndexMissing(StoreError):
-    """No index where one was expected."""
 
 
 SENTENCE_DTYPE = np.float16
@@ -717,14 +656,3 @@ def on_read_only_media(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
     except OSError:
         return False
-
-
-def _free_bytes(path: Path) -> int:
-    """Free space on the file system holding `path` (or its nearest existing parent)."""
-    for folder in (path, *path.absolute().parents):
-        if folder.exists():
-            try:
-                return shutil.disk_usage(folder).free
-            except OSError:
-                return 1 << 62
-    return 1 << 62

@@ -13,7 +13,8 @@ from conftest import article_text, assert_consistent
 from filelock import FileLock
 
 from rag.build import BuildBusy, Builder
-from rag.store import IndexMismatch, IndexStore
+from rag.errors import IndexMismatch
+from rag.store import IndexStore
 
 
 def build(settings, embedder, full=False):

@@ -18,9 +18,10 @@ from conftest import SAMPLE, article_text, tmpfs
 
 from rag import cli
 from rag.build import Builder
+from rag.errors import DATABASE, DiskFull, IndexDamaged, explain
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import DATABASE, DiskFull, IndexDamaged, IndexStore, explain
+from rag.store import IndexStore
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 SOURED = "Ties between Moscow and Ankara soured"

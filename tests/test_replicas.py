@@ -15,9 +15,10 @@ from conftest import SAMPLE, article_text, free_port, sample_index, tmpfs, wait_
 
 from rag import store as store_module
 from rag.build import Builder
+from rag.errors import DATABASE
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import DATABASE, IndexStore
+from rag.store import IndexStore
 
 FERRY = "When will the ferry committee review its plan?"
 

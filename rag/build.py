@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,9 +229,8 @@ class Builder:
         if store.manifest is None and not full:
             # A new index: record its manifest first, then build it like any
             # incremental update, so that a first build killed halfway resumes.
-            store.begin()
-            store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
-            store.commit()
+            with store.transaction():
+                store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
         if not full:
             store.check(Manifest.from_settings(self.settings))
         known_files = {} if full else store.files()
@@ -253,52 +252,48 @@ class Builder:
         report.skipped = todo.skipped
         report.removed = len(removed)
 
-        store.begin()
-        if full:
-            store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
-        elif removed:
-            store.remove_articles(removed)
-        for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again
-            store.remove_file(path)
-        if not full:
-            store.commit()
+        # A full build is one transaction, which the others join: old index or new.
+        # An incremental one commits each step, so that a killed build keeps them.
+        with store.transaction() if full else nullcontext():
+            with store.transaction():
+                if full:
+                    store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
+                elif removed:
+                    store.remove_articles(removed)
+                for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again
+                    store.remove_file(path)
 
-        self._chunk(pending)
-        total = sum(len(p.chunks) for p in pending)
-        done = 0
-        self.progress("embedding", 0, total)
-        for group in self._groups(pending):
-            if not full:
-                store.begin()
-            vectors, sentence_vectors = self._embed(group)
-            offset = 0
-            for item, item_sentence_vectors in zip(group, sentence_vectors):
-                if item.replaces:
-                    store.remove_articles([item.article.id])
-                n = len(item.chunks)
-                store.add_article(
-                    item.article, item.sentences, item.chunks, vectors[offset : offset + n], item_sentence_vectors
-                )
-                offset += n
-            if not full:
-                store.commit()
-            done += len(vectors)
-            self.progress("embedding", done, total)
-        report.chunks_embedded = done
-        # Before `last_build` moves: a reader that loads the new build finds it in segments.
-        self.progress("indexing", 0, done)
-        report.repaired = store.segment_register.write()
-        self.progress("indexing", done, done)
+            self._chunk(pending)
+            total = sum(len(p.chunks) for p in pending)
+            done = 0
+            self.progress("embedding", 0, total)
+            for group in self._groups(pending):
+                with store.transaction():
+                    vectors, sentence_vectors = self._embed(group)
+                    offset = 0
+                    for item, item_sentence_vectors in zip(group, sentence_vectors):
+                        if item.replaces:
+                            store.remove_articles([item.article.id])
+                        n = len(item.chunks)
+                        store.add_article(
+                            item.article, item.sentences, item.chunks, vectors[offset : offset + n], item_sentence_vectors
+                        )
+                        offset += n
+                done += len(vectors)
+                self.progress("embedding", done, total)
+            report.chunks_embedded = done
+            # Before `last_build` moves: a reader that loads the new build finds it in segments.
+            self.progress("indexing", 0, done)
+            report.repaired = store.segment_register.write()
+            self.progress("indexing", done, done)
 
-        if not full:
-            store.begin()
-        for path, row in file_rows.items():
-            store.set_file(path, *row)
-        report.seconds = time.perf_counter() - started
-        report.chunks_total = store.chunk_count()
-        store.set_meta("last_build", f"{time.time():.3f}")
-        store.set_meta("last_report", report.summary())
-        store.commit()
+            with store.transaction():
+                for path, row in file_rows.items():
+                    store.set_file(path, *row)
+                report.seconds = time.perf_counter() - started
+                report.chunks_total = store.chunk_count()
+                store.set_meta("last_build", f"{time.time():.3f}")
+                store.set_meta("last_report", report.summary())
         store.segment_register.remove_unowned()
         store.checkpoint()
         store.write_manifest()

@@ -292,18 +292,14 @@ class SegmentRegister:
         if segment.info.chunks:  # else the old segments go and nothing replaces them
             segment.save(self.dir)
             fingerprints = {path.name: fingerprint(path) for path in segment.info.files(self.dir)}
-        own_transaction = not self.store.db.in_transaction
-        if own_transaction:
-            self.store.begin()
-        self.store.db.executemany("DELETE FROM segments WHERE first = ?", [(o.first,) for o in old])
-        if segment.info.chunks:
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
-                (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
-            )
-        self.store.db.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (first, last))
-        if own_transaction:
-            self.store.commit()
+        with self.store.transaction():
+            self.store.db.executemany("DELETE FROM segments WHERE first = ?", [(o.first,) for o in old])
+            if segment.info.chunks:
+                self.store.db.execute(
+                    "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
+                    (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
+                )
+            self.store.db.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (first, last))
         self._loaded = None
 
     def remove_unowned(self) -> list[str]:

@@ -26,7 +26,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,7 +101,6 @@ is checked in `BUILD_TABLES` only, so that adding an article to a large index do
 not read all of it; SQLite still refuses any damaged page the build reads or
 writes (the build stops and says so), and `rag stats --check` checks it whole."""
 BUILD_TABLES = ("meta", "files", "segments", "tombstones")
-
 
 
 @dataclass(frozen=True)
@@ -374,6 +374,22 @@ class IndexStore:
 
     def commit(self) -> None:
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around the block: committed at its end, rolled back
+        if it fails. Inside another one, the block is part of that one (a full
+        build writes everything in one transaction: old index or new)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def rollback(self) -> None:
         if self.db.in_transaction:

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,18 +24,12 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
-from rag.embed import BUNDLED_NAMES, Embedder, auto_backend
+from rag.embed import Embedder, auto_backend
+from rag.errors import DATABASE, IndexDamaged, NotAnIndex, damaged
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
-from rag.settings import DEFAULT_MODEL, Settings
-from rag.store import (
-    DATABASE,
-    REBUILD_HINT,
-    IndexDamaged,
-    IndexStore,
-    NotAnIndex,
-    manifest_for,
-    proven_ours,
-)
+from rag.manifest import Manifest
+from rag.settings import Settings
+from rag.store import IndexStore, proven_ours
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +82,6 @@ class BuildReport:
             + (f"; repaired {', '.join(self.repaired)} (damaged)" if self.repaired else "")
             + (f"; {len(self.notes)} file(s) partly left out as boilerplate (see notes)" if self.notes else "")
         )
-
-
-def model_name(model: str) -> str:
-    """The name recorded in the manifest: all spellings of the bundled model are one."""
-    return DEFAULT_MODEL if model in BUNDLED_NAMES else model
-
-
-def expected_manifest(settings: Settings, dimension: int) -> dict:
-    return manifest_for(
-        model_name(settings.model), dimension, settings.chunking(), settings.backend, settings.sentence_vectors
-    )
-
-
-def comparable_manifest(settings: Settings) -> dict:
-    """What an existing index must match to be used with `settings` (the
-    dimension follows from the model, and is only known once it is loaded)."""
-    manifest = expected_manifest(settings, 0)
-    del manifest["dimension"]
-    return manifest
 
 
 @dataclass
@@ -261,11 +236,10 @@ class Builder:
         if store.manifest is None and not full:
             # A new index: record its manifest first, then build it like any
             # incremental update, so that a first build killed halfway resumes.
-            store.begin()
-            store.reset(expected_manifest(self.settings, self.embedder.dimension))
-            store.commit()
+            with store.transaction():
+                store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
         if not full:
-            store.check(comparable_manifest(self.settings))
+            store.check(Manifest.from_settings(self.settings))
         known_files = {} if full else store.files()
         indexed_paths = set() if full else store.article_paths()
         # A recorded file none of whose articles is indexed is read again: builds
@@ -285,53 +259,49 @@ class Builder:
         report.skipped = todo.skipped
         report.removed = len(removed)
 
-        store.begin()
-        if full:
-            store.reset(expected_manifest(self.settings, self.embedder.dimension))
-        elif removed:
-            store.remove_articles(removed)
-        for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again
-            store.remove_file(path)
-        if not full:
-            store.commit()
+        # A full build is one transaction, which the others join: old index or new.
+        # An incremental one commits each step, so that a killed build keeps them.
+        with store.transaction() if full else nullcontext():
+            with store.transaction():
+                if full:
+                    store.reset(Manifest.from_settings(self.settings, self.embedder.dimension))
+                elif removed:
+                    store.remove_articles(removed)
+                for path in (set(known_files) - set(reading.order)) | todo.forget:  # gone, or to be read again
+                    store.remove_file(path)
 
-        self._chunk(pending)
-        total = sum(len(p.chunks) for p in pending)
-        done = 0
-        self.progress("embedding", 0, total)
-        for group in self._groups(pending):
-            if not full:
-                store.begin()
-            vectors, sentence_vectors = self._embed(group)
-            offset = 0
-            for item, item_sentence_vectors in zip(group, sentence_vectors):
-                if item.replaces:
-                    store.remove_articles([item.article.id])
-                n = len(item.chunks)
-                store.add_article(
-                    item.article, item.sentences, item.chunks, vectors[offset : offset + n], item_sentence_vectors
-                )
-                offset += n
-            if not full:
-                store.commit()
-            done += len(vectors)
-            self.progress("embedding", done, total)
-        report.chunks_embedded = done
-        # Before `last_build` moves: a reader that loads the new build finds it in segments.
-        self.progress("indexing", 0, done)
-        report.repaired = store.write_segments()
-        self.progress("indexing", done, done)
+            self._chunk(pending)
+            total = sum(len(p.chunks) for p in pending)
+            done = 0
+            self.progress("embedding", 0, total)
+            for group in self._groups(pending):
+                with store.transaction():
+                    vectors, sentence_vectors = self._embed(group)
+                    offset = 0
+                    for item, item_sentence_vectors in zip(group, sentence_vectors):
+                        if item.replaces:
+                            store.remove_articles([item.article.id])
+                        n = len(item.chunks)
+                        store.add_article(
+                            item.article, item.sentences, item.chunks, vectors[offset : offset + n], item_sentence_vectors
+                        )
+                        offset += n
+                done += len(vectors)
+                self.progress("embedding", done, total)
+            report.chunks_embedded = done
+            # Before `last_build` moves: a reader that loads the new build finds it in segments.
+            self.progress("indexing", 0, done)
+            report.repaired = store.segment_register.write()
+            self.progress("indexing", done, done)
 
-        if not full:
-            store.begin()
-        for path, row in file_rows.items():
-            store.set_file(path, *row)
-        report.seconds = time.perf_counter() - started
-        report.chunks_total = store.chunk_count()
-        store.set_meta("last_build", f"{time.time():.3f}")
-        store.set_meta("last_report", report.summary())
-        store.commit()
-        store.remove_unowned()
+            with store.transaction():
+                for path, row in file_rows.items():
+                    store.set_file(path, *row)
+                report.seconds = time.perf_counter() - started
+                report.chunks_total = store.chunk_count()
+                store.set_meta("last_build", f"{time.time():.3f}")
+                store.set_meta("last_report", report.summary())
+        store.segment_register.remove_unowned()
         store.checkpoint()
         store.write_manifest()
         log.info("build of %s: %s", self.settings.index_dir, report.summary())
@@ -463,8 +433,8 @@ def compact(index_dir: Path) -> tuple[int, int]:
         store = IndexStore(index_dir)
         try:
             removed = store.counts()["tombstones"]
-            before = store.compact()
-            store.remove_unowned()
+            before = store.segment_register.compact()
+            store.segment_register.remove_unowned()
             store.checkpoint()  # a copy of rag.sqlite must not name the segments just removed
             return before, removed
         finally:
@@ -487,7 +457,7 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
     if damage is not None:
         store.close()
         if not full:
-            raise IndexDamaged(f"the index database {index_dir / DATABASE} is damaged ({damage}). {REBUILD_HINT}")
+            raise damaged(index_dir, damage)
         store = None
     if store is None:
         if not proven_ours(index_dir):

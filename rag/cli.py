@@ -118,22 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(Settings.from_env().log_level)
     from rag.embed import set_torch_threads
+    from rag.errors import StoreError, explained
 
     # Process-wide, so here, once at start: every command (and `rag serve`) runs after it.
     start = Settings.from_env(backend=getattr(args, "backend", None))
     set_torch_threads(start.backend, start.embed_workers, start.device)
-    import sqlite3
-
-    from rag.store import StoreError, explain
 
     try:
-        return args.run(args)
-    except (StoreError, OSError, sqlite3.Error) as err:
+        with explained(getattr(args, "index", None) or Settings.from_env().index_dir):
+            return args.run(args)
+    except StoreError as err:
         # A damaged, foreign or unwritable index, a full disk: said plainly, no traceback.
-        known = explain(err, getattr(args, "index", None) or Settings.from_env().index_dir)
-        if known is None:
-            raise
-        print(f"rag: {printable(str(known))}", file=sys.stderr)
+        print(f"rag: {printable(str(err))}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -458,7 +454,8 @@ def cmd_export_replica(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from rag.store import REBUILD_HINT, IndexDamaged, IndexStore
+    from rag.errors import damaged
+    from rag.store import IndexStore
 
     settings = settings_from(args)
     store = IndexStore(settings.index_dir)
@@ -466,8 +463,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         # The database's own check first: counting rows of a damaged one may fail or mislead.
         damage = store.quick_check(whole=args.check)
         if damage is not None:
-            raise IndexDamaged(f"the index database in {settings.index_dir}/ is damaged ({damage}). {REBUILD_HINT}")
-        problems = store.derived_problems(quick=not args.check)
+            raise damaged(settings.index_dir, damage)
+        problems = store.segment_register.derived_problems(quick=not args.check)
         stats = store.stats()
     finally:
         store.close()

@@ -29,10 +29,11 @@ from datetime import date
 
 from rag import timeframe
 from rag.answer import Answer, Answerer, Turn, is_follow_up
-from rag.build import comparable_manifest
 from rag.embed import Embedder
 from rag.llm import LlmAnswerer
+from rag.manifest import Manifest
 from rag.retrieve import Filters, Retriever
+from rag.segment import SegmentSet
 from rag.settings import DEFAULT_K, Settings
 from rag.store import IndexStore
 
@@ -50,6 +51,8 @@ class IndexView:
     """One loaded index state and the components that read it."""
 
     store: IndexStore
+    segments: SegmentSet
+    """Its searchable segments, loaded with it (`IndexStore.segments`)."""
     retriever: Retriever
     answerer: Answerer
     llm: LlmAnswerer
@@ -121,13 +124,14 @@ class Pipeline:
         """Open a snapshot of the index and the components reading it."""
         store = IndexStore(self.settings.index_dir, snapshot=True)
         try:
-            store.check(comparable_manifest(self.settings))
+            store.check(Manifest.from_settings(self.settings))
             retriever = Retriever(store, self.embedder)
             answerer = Answerer(store, self.embedder, retriever)
-            # Load the segments now rather than on the first question.
-            _ = store.segments
+            segments = store.segments  # loaded now rather than on the first question
             llm = LlmAnswerer(self.settings, answerer)
-            return IndexView(store, retriever, answerer, llm, store.meta("last_build"), store.published_days())
+            return IndexView(
+                store, segments, retriever, answerer, llm, store.meta("last_build"), store.published_days()
+            )
         except BaseException:
             store.close()
             raise
@@ -282,8 +286,7 @@ def _as_built(settings: Settings) -> Settings:
     """`settings` with the backend and sentence-vector method the index was built with."""
     store = IndexStore(settings.index_dir)
     try:
-        manifest = store.manifest or {}
+        built = Manifest.from_record(store.manifest or {})
     finally:
         store.close()
-    built = {key: manifest[key] for key in ("backend", "sentence_vectors") if manifest.get(key)}
-    return replace(settings, **built)
+    return replace(settings, **{key: getattr(built, key) for key in ("backend", "sentence_vectors") if getattr(built, key)})

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from rag.store import DATABASE, IndexStore, StoreError
+from rag.errors import DATABASE, StoreError
+from rag.store import IndexStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _copy(index_dir: Path, staging: Path, target: Path) -> ReplicaReport:
     copy = IndexStore(staging)
     try:
         report = ReplicaReport(target, copy.meta("last_build"))
-        infos = copy.segment_infos()
+        infos = copy.segment_register.infos()
         for info in infos:
             for path in info.files(index_dir):
                 if path.is_dir():
@@ -96,8 +97,8 @@ def _copy(index_dir: Path, staging: Path, target: Path) -> ReplicaReport:
                 else:
                     shutil.copy2(path, staging / path.name)
         report.segments = len(infos)
-        report.repaired = copy.repair_segments(quick=False)
-        copy.remove_unowned()  # the damaged files those replaced
+        report.repaired = copy.segment_register.repair(quick=False)
+        copy.segment_register.remove_unowned()  # the damaged files those replaced
         copy.write_manifest()
         copy.db.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no log to carry
     finally:

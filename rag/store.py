@@ -6,8 +6,8 @@ embeddings, the files they came from, the manifest, and the list of segments.
 Every change is an SQLite transaction, so a build killed at any moment leaves
 either the old or the new state of each article, never half of one.
 
-Search reads segments (rag/segment.py): FAISS and BM25 files for a range of
-chunk ids, written once by the build that added those chunks and never changed.
+Search reads segments (rag/segment.py; their lifecycle: rag/segments.py): FAISS
+and BM25 files for a range of chunk ids, written once by the build that added those chunks and never changed.
 A segment's files are written before the transaction that registers it; chunks
 no segment holds yet (a build stopped in between) are searched from the
 database until the next build writes them. The chunk embeddings are kept in
@@ -19,17 +19,15 @@ chunk ids.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,13 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunk, Sentence
+from rag.errors import DATABASE, IndexMismatch, IndexMissing, NotAnIndex, StoreError, explain
 from rag.ingest import Article
-from rag.segment import Segment, SegmentInfo, SegmentSet
-from rag.settings import FORMAT_VERSION
+from rag.manifest import Manifest
+from rag.segment import SegmentSet
+from rag.segments import SegmentRegister, remove_path
 
 log = logging.getLogger(__name__)
 
-DATABASE = "rag.sqlite"
 MANIFEST = "manifest.json"
 
 SCHEMA = """
@@ -82,69 +81,10 @@ CREATE TABLE IF NOT EXISTS tombstones (chunk_id INTEGER PRIMARY KEY);
 # same name made by another program is told apart from an index ("RAGN").
 APPLICATION_ID = 0x5241474E
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA)) | {"sqlite_sequence"}
-REBUILD_HINT = "Run `rag build --full` to rebuild it from the corpus folder."
 BUSY_TIMEOUT_S = 30.0
 """How long a statement waits for a lock another process holds."""
 CHECKPOINT_WAIT_S = 30.0
 """How long a build's checkpoint waits for readers on an older snapshot (`checkpoint`)."""
-
-
-class StoreError(Exception):
-    """Base for index problems the user can act on."""
-
-
-class IndexDamaged(StoreError):
-    """The database cannot be read: `rag build --full` starts it afresh from the corpus."""
-
-
-class NotAnIndex(StoreError):
-    """The path holds something else (a file, another program's database): never written to."""
-
-
-class DiskFull(StoreError):
-    """A write failed for lack of space; nothing half-written is kept."""
-
-
-def explain(err: BaseException, where: Path | str) -> StoreError | None:
-    """What an OS or SQLite error means for the index in `where`, as a StoreError
-    with a message the user can act on; None when it is none of the known cases."""
-    if isinstance(err, StoreError):
-        return err
-    text = str(err)
-    if (
-        (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
-        or "database or disk is full" in text
-        # numpy reports a short write without an errno, SQLite a failed -shm file as an
-        # I/O error: a full disk, if it is one.
-        or (
-            ((isinstance(err, OSError) and err.errno is None) or "disk I/O error" in text)
-            and _free_bytes(Path(where)) < 1_000_000
-        )
-    ):
-        return DiskFull(
-            f"the disk holding {where} is full ({text}). Free some space and run `rag build` again; "
-            "the index keeps its last complete state and the next build removes what this one left half-written."
-        )
-    if isinstance(err, OSError):  # a path that is a file, not writable, ...
-        return StoreError(f"cannot use {err.filename or where}: {err.strerror or text}")
-    if isinstance(err, sqlite3.OperationalError) and "locked" in text:
-        return StoreError(f"the index in {where}/ is locked by another process ({text}); try again in a moment")
-    damage = ("not a database", "malformed", "disk image", "no such table", "no such column")
-    # sqlite3 raises the bare DatabaseError for a file it cannot make sense of; its
-    # subclasses (integrity, programming errors) are something else.
-    if type(err) is sqlite3.DatabaseError or (isinstance(err, sqlite3.Error) and any(p in text for p in damage)):
-        return IndexDamaged(f"the index database {Path(where) / DATABASE} is damaged ({text}). {REBUILD_HINT}")
-    if isinstance(err, sqlite3.Error):  # read-only file system, I/O error, ...
-        return StoreError(f"cannot use the index database in {where}/ ({text})")
-    return None
-
-
-class IndexMismatch(StoreError):
-    """The index was built with other settings than the ones in use."""
-
-
-class IndexMissing(StoreError):
-    """No index where one was expected."""
 
 
 SENTENCE_DTYPE = np.float16
@@ -161,23 +101,6 @@ is checked in `BUILD_TABLES` only, so that adding an article to a large index do
 not read all of it; SQLite still refuses any damaged page the build reads or
 writes (the build stops and says so), and `rag stats --check` checks it whole."""
 BUILD_TABLES = ("meta", "files", "segments", "tombstones")
-
-MERGE_RATIO = 4
-"""After a build, the newest segment is merged into the one before it while that
-one holds at most this many times its live chunks: segment sizes then grow
-geometrically with age, so an index has O(log n) segments and each chunk is
-rewritten O(log n) times over its life (Lucene's tiered merging, simplified)."""
-
-
-def manifest_for(model: str, dimension: int, chunking: dict, backend: str, sentence_vectors: str) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": model,
-        "backend": backend,
-        "dimension": dimension,
-        "chunking": chunking,
-        "sentence_vectors": sentence_vectors,
-    }
 
 
 @dataclass(frozen=True)
@@ -238,9 +161,7 @@ class IndexStore:
         # One connection serves every thread (a snapshot must be one connection's);
         # statements on it take turns, each one short.
         self._lock = threading.RLock()
-        self._segments: SegmentSet | None = None
-        self.problems: list[str] = []
-        """Damaged derived files found while loading (they were rebuilt in memory)."""
+        self.segment_register = SegmentRegister(self)
 
     def _connect_read_only(self, path: Path) -> sqlite3.Connection:
         """A folder this user cannot write. With a write-ahead log beside the database
@@ -395,20 +316,17 @@ class IndexStore:
 
     @property
     def manifest(self) -> dict | None:
+        """The manifest as recorded (`Manifest.from_record` reads it; an older index's may lack fields)."""
         raw = self.meta("manifest")
         return json.loads(raw) if raw else None
 
-    def check(self, expected: dict) -> None:
+    def check(self, expected: Manifest) -> None:
         """Raise `IndexMismatch` unless the index was built with the `expected`
-        settings (only the keys given are compared)."""
+        settings (`Manifest.mismatches`)."""
         actual = self.manifest
         if actual is None:
             return
-        diffs = [
-            f"{key}: index has {actual.get(key)!r}, settings ask for {expected[key]!r}"
-            for key in expected
-            if actual.get(key) != expected[key]
-        ]
+        diffs = expected.mismatches(Manifest.from_record(actual))
         if not diffs:
             return
         raise IndexMismatch(
@@ -457,18 +375,34 @@ class IndexStore:
     def commit(self) -> None:
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around the block: committed at its end, rolled back
+        if it fails. Inside another one, the block is part of that one (a full
+        build writes everything in one transaction: old index or new)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
     def rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
-    def reset(self, manifest: dict) -> None:
-        """Empty the index for a full rebuild (inside the caller's transaction)."""
+    def reset(self, manifest: Manifest) -> None:
+        """Empty the index for a full rebuild, or start a new one (inside the caller's transaction)."""
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM files")
         self.db.execute("DELETE FROM segments")
         self.db.execute("DELETE FROM tombstones")
-        self.set_meta("manifest", json.dumps(manifest, sort_keys=True))
-        self._segments = None
+        self.set_meta("manifest", json.dumps(manifest.record(), sort_keys=True))
+        self.segment_register.forget()
 
     # ------------------------------------------------------------ files
 
@@ -558,208 +492,15 @@ class IndexStore:
 
     # ------------------------------------------------------------ segments
 
-    def segment_infos(self) -> list[SegmentInfo]:
-        """The registered segments, oldest (lowest ids) first."""
-        rows = self.query("SELECT first, last, chunks FROM segments ORDER BY first")
-        return [SegmentInfo(*row) for row in rows]
-
-    def _fingerprints(self, info: SegmentInfo) -> dict:
-        rows = self.query("SELECT fingerprints FROM segments WHERE first = ?", (info.first,))
-        try:
-            return json.loads(rows[0][0]) if rows else {}
-        except ValueError:
-            return {}
-
-    def _tail_start(self, infos: list[SegmentInfo]) -> int:
-        """The first chunk id no segment covers."""
-        return infos[-1].last + 1 if infos else 0
-
     @property
     def segments(self) -> SegmentSet:
-        """Every chunk, searchable: the registered segments, loaded from their
-        files (a missing or damaged one is rebuilt in memory from the database and
-        noted in `problems`), and chunks that no segment holds yet (a build was
-        stopped before writing its segment), in memory."""
-        if self._segments is None:
-            infos = self.segment_infos()
-            loaded = [self._load_segment(info) for info in infos]
-            tail = self._segment_from_rows(self._tail_start(infos), None)
-            if tail.info.chunks:
-                loaded.append(tail)
-            removed = np.array([r[0] for r in self.query("SELECT chunk_id FROM tombstones")], dtype=np.int64)
-            self._segments = SegmentSet(loaded, removed)
-            if (stale := self.stale()) is not None:
-                self.problems.append(stale)
-        return self._segments
+        """Every chunk, searchable (`SegmentRegister.loaded`)."""
+        return self.segment_register.loaded
 
-    def _load_segment(self, info: SegmentInfo) -> Segment:
-        # Quick: opening an index must not read all of it. Files changed since they
-        # were written are checked in full; `rag stats --check` reads every byte.
-        problem = self._damage(info, quick=True)
-        if problem is None:
-            try:
-                return Segment.load(info, self.dir)
-            except Exception as err:  # any parse failure of a damaged file
-                problem = f"cannot be read ({type(err).__name__}: {str(err)[:120]})"
-        self.problems.append(f"segment {info.name} is damaged ({problem}): rebuilt from the database in memory; `rag build` rewrites it")
-        # Its removed chunks are gone from the database: rebuilt, it holds only live ones.
-        return self._segment_from_rows(info.first, info.last)
-
-    def _segment_from_rows(self, first: int, last: int | None) -> Segment:
-        """A segment of the live chunks with ids first..last (no end: all from `first`),
-        from the database's copy of their vectors and text."""
-        rows = self.query(
-            "SELECT c.id, c.embedding, a.title, a.source, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
-            " WHERE c.id >= ? AND c.id <= ? ORDER BY c.id",
-            (first, last if last is not None else 1 << 62),
-        )
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        dimension = int((self.manifest or {}).get("dimension") or 1)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-        texts = [f"{r[2]}\n{r[3]}\n{r[4]}" for r in rows]
-        end = last if last is not None else (int(ids[-1]) if len(ids) else first)
-        return Segment.build(SegmentInfo(first, end, len(ids)), ids, vectors, texts)
-
-    def _damage(self, info: SegmentInfo, quick: bool = False) -> str | None:
-        """How the segment's files differ from the size and SHA-256 recorded when
-        they were written (None if they match). `quick`: files whose size and
-        modification time are as recorded are taken as sound without reading them
-        (neither opening an index nor adding one article may read all of it)."""
-        expected = self._fingerprints(info)
-        for path in info.files(self.dir):
-            if not path.exists():
-                return f"{path.name} is missing"
-            if path.name not in expected:
-                continue
-            recorded = expected[path.name]
-            if quick and _size_and_mtime(path) == (recorded["bytes"], recorded.get("mtime_ns")):
-                continue
-            actual = _fingerprint(path)
-            if actual["bytes"] != recorded["bytes"]:
-                return f"{path.name}: {actual['bytes']} bytes, {recorded['bytes']} written"
-            if actual["sha256"] != recorded["sha256"]:
-                return f"{path.name}: checksum differs from the one recorded at write"
-        return None
-
-    def derived_problems(self, quick: bool = False) -> list[str]:
-        """A database older than the last build (`stale`), and segments whose files
-        are missing or damaged (for `rag stats`); `quick` as in `_damage`.
-
-        Damage found by reading whole files (not `quick`) is recorded for the next
-        build and reader, whose quick look would otherwise miss a file that kept its
-        size and modification time (`_mark_for_repair`)."""
-        problems = [problem for problem in [self.stale()] if problem]
-        for info in self.segment_infos():
-            if (damage := self._damage(info, quick)) is None:
-                continue
-            unmarked = None if quick else self._mark_for_repair(info)
-            advice = "`rag build` rewrites it" if unmarked is None else f"{unmarked}"
-            problems.append(f"segment {info.name} is damaged ({damage}); {advice}")
-        return problems
-
-    def _mark_for_repair(self, info: SegmentInfo) -> str | None:
-        """Make the recorded modification times of a damaged segment's files wrong,
-        so that opening the index and the next build hash them in full, find the
-        damage and rewrite them. None when recorded; else what to do instead."""
-        if self.read_only:
-            return "this index is read-only here, so nothing can rewrite it: copy the index afresh from its source (`rag export-replica`)"
-        fingerprints = self._fingerprints(info)
-        for record in fingerprints.values():
-            record["mtime_ns"] = -1
-        try:
-            self.begin()
-            self.db.execute("UPDATE segments SET fingerprints = ? WHERE first = ?", (json.dumps(fingerprints, sort_keys=True), info.first))
-            self.commit()
-        except sqlite3.Error as err:
-            self.rollback()
-            return f"it could not be marked for `rag build` to rewrite ({err}): run `rag stats --check` again when no build is running"
-        self._segments = None
-        return None
-
-    def repair_segments(self, quick: bool = True) -> list[str]:
-        """Write segments whose files are missing or damaged anew from the database
-        (each in its own transaction, or in the caller's); returns their names.
-        `quick` as in `_damage`: what `rag stats --check` found is caught too, as it
-        marked those files (`_mark_for_repair`)."""
-        repaired = []
-        for info in self.segment_infos():
-            if (problem := self._damage(info, quick)) is not None:
-                log.warning("segment %s is damaged (%s): writing it anew from the database", info.name, problem)
-                self._replace([info], info.first, info.last)
-                repaired.append(info.name)
-        return repaired
-
-    def write_segments(self) -> list[str]:
-        """At the end of a build: rewrite damaged segments from the database
-        (`repair_segments`), write the chunks no segment holds yet as a new segment
-        and merge (see `MERGE_RATIO`). Each in its own transaction, or in the
-        caller's (a full build). Returns the names of the damaged segments it
-        rewrote; the files of the segments they replace go with `remove_unowned`,
-        once committed."""
-        repaired = self.repair_segments()
-        for info in self.segment_infos():
-            if 2 * self._live(info) < info.chunks:  # mostly removed: rewritten (or dropped) alone
-                self._replace([info], info.first, info.last)
-        infos = self.segment_infos()
-        tail = self._tail_start(infos)
-        if self.query("SELECT 1 FROM chunks WHERE id >= ? LIMIT 1", (tail,)):
-            last = self.query("SELECT MAX(id) FROM chunks")[0][0]
-            self._replace([], tail, last)
-        while len(infos := self.segment_infos()) >= 2:
-            older, newer = infos[-2], infos[-1]
-            if self._live(older) > MERGE_RATIO * self._live(newer):
-                break
-            self._replace([older, newer], older.first, newer.last)
-        return repaired
-
-    def compact(self) -> int:
-        """Merge every segment into one, dropping removed chunks; returns the
-        number of segments before (files of the old ones go with `remove_unowned`)."""
-        infos = self.segment_infos()
-        if len(infos) > 1 or (infos and self._live(infos[0]) != infos[0].chunks):
-            self._replace(infos, infos[0].first, infos[-1].last)
-        return len(infos)
-
-    def _live(self, info: SegmentInfo) -> int:
-        """Chunks of a segment still in the index: every chunk removed since it was
-        written left a tombstone (counting those is cheap; counting chunks is not)."""
-        removed = self.query("SELECT COUNT(*) FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (info.first, info.last))
-        return info.chunks - removed[0][0]
-
-    def _replace(self, old: list[SegmentInfo], first: int, last: int) -> None:
-        """Write the live chunks first..last as one segment, then register it in
-        place of `old` in one transaction (the files exist before the database
-        names them; a kill in between leaves files no segment owns)."""
-        segment = self._segment_from_rows(first, last)
-        if segment.info.chunks:  # else the old segments go and nothing replaces them
-            segment.save(self.dir)
-            fingerprints = {path.name: _fingerprint(path) for path in segment.info.files(self.dir)}
-        own_transaction = not self.db.in_transaction
-        if own_transaction:
-            self.begin()
-        self.db.executemany("DELETE FROM segments WHERE first = ?", [(o.first,) for o in old])
-        if segment.info.chunks:
-            self.db.execute(
-                "INSERT OR REPLACE INTO segments (first, last, chunks, fingerprints) VALUES (?, ?, ?, ?)",
-                (first, last, segment.info.chunks, json.dumps(fingerprints, sort_keys=True)),
-            )
-        self.db.execute("DELETE FROM tombstones WHERE chunk_id BETWEEN ? AND ?", (first, last))
-        if own_transaction:
-            self.commit()
-        self._segments = None
-
-    def remove_unowned(self) -> list[str]:
-        """Delete segment files no registered segment owns (merged away, or written
-        by a build that was stopped before registering them); only a build, holding
-        the build lock, may call this. A reader still using one keeps reading it:
-        it was loaded, or is memory-mapped, before it was unlinked."""
-        owned = {path.name for info in self.segment_infos() for path in info.files(self.dir)}
-        removed = []
-        for path in self.dir.glob("seg-*"):
-            if path.name not in owned and not path.name.endswith(".tmp"):
-                _remove(path)
-                removed.append(path.name)
-        return removed
+    @property
+    def problems(self) -> list[str]:
+        """Damaged derived files found while loading (they were rebuilt in memory)."""
+        return self.segment_register.problems
 
     def _rows_in(self, select: str, column: str, values: list) -> list[sqlite3.Row]:
         """Rows of `select ... WHERE column IN (values)`, asked `SQL_BATCH` values at a time."""
@@ -783,7 +524,7 @@ class IndexStore:
         only a build, holding the build lock, may call this."""
         removed = []
         for leftover in self.dir.glob("*.tmp"):
-            _remove(leftover)
+            remove_path(leftover)
             removed.append(leftover.name)
         return removed
 
@@ -931,44 +672,3 @@ def on_read_only_media(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
     except OSError:
         return False
-
-
-def _free_bytes(path: Path) -> int:
-    """Free space on the file system holding `path` (or its nearest existing parent)."""
-    for folder in (path, *path.absolute().parents):
-        if folder.exists():
-            try:
-                return shutil.disk_usage(folder).free
-            except OSError:
-                return 1 << 62
-    return 1 << 62
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or a folder, if there is one."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _size_and_mtime(path: Path) -> tuple[int, int]:
-    """Bytes of a file, or of a folder's files, and the latest modification time."""
-    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    stats = [f.stat() for f in files]
-    return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
-
-
-def _fingerprint(path: Path) -> dict:
-    """Size, SHA-256 and latest modification time of a file, or of a folder's files
-    (names included)."""
-    digest = hashlib.sha256()
-    size = 0
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if path.is_dir() else b"")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-    return {"bytes": size, "sha256": digest.hexdigest(), "mtime_ns": _size_and_mtime(path)[1]}

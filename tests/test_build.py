@@ -14,7 +14,8 @@ from filelock import FileLock
 
 from rag.build import BuildBusy, Builder
 from rag.embed import auto_backend
-from rag.store import IndexMismatch, IndexStore
+from rag.errors import IndexMismatch
+from rag.store import IndexStore
 
 
 def build(settings, embedder, full=False):

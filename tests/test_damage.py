@@ -18,9 +18,10 @@ from conftest import SAMPLE, article_text, tmpfs
 
 from rag import cli
 from rag.build import Builder
+from rag.errors import DATABASE, DiskFull, IndexDamaged, explain
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import DATABASE, DiskFull, IndexDamaged, IndexStore, explain
+from rag.store import IndexStore
 
 QUESTION = "Why did Russia-Turkey ties sour?"
 SOURED = "Ties between Moscow and Ankara soured"
@@ -205,7 +206,7 @@ def test_damaged_derived_files_are_reported_survived_and_repaired(fresh, embedde
     report = Builder(fresh, embedder=embedder)()
     assert report.repaired and report.repaired[0] in stats and "repaired" in report.summary()
     store = IndexStore(fresh.index_dir)
-    assert store.derived_problems() == []
+    assert store.segment_register.derived_problems() == []
     store.close()
     assert not cites(fresh, embedder).store.problems
 
@@ -317,7 +318,7 @@ def test_disk_full_is_said_plainly_and_leftovers_go(fresh, embedder, monkeypatch
     Builder(fresh, embedder=embedder)()
     assert not list(fresh.index_dir.glob("*.tmp"))
     store = IndexStore(fresh.index_dir)
-    assert store.derived_problems() == []
+    assert store.segment_register.derived_problems() == []
     store.close()
 
 

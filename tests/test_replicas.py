@@ -15,9 +15,10 @@ from conftest import SAMPLE, article_text, free_port, sample_index, tmpfs, wait_
 
 from rag import store as store_module
 from rag.build import Builder
+from rag.errors import DATABASE
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import DATABASE, IndexStore
+from rag.store import IndexStore
 
 FERRY = "When will the ferry committee review its plan?"
 
@@ -121,7 +122,7 @@ def test_a_copy_made_after_a_build_beside_a_running_pipeline_is_complete(two_art
     assert checkpoints == [True]  # not left in the write-ahead log for a reader's sake
     for folder in (copy_by_hand(two_articles.index_dir, tmp_path / "copy"), two_articles.index_dir):
         view = read_only_view(folder, monkeypatch)
-        assert view.article_paths() == {SAMPLE.name} and view.derived_problems() == []
+        assert view.article_paths() == {SAMPLE.name} and view.segment_register.derived_problems() == []
 
 
 def test_a_stale_copy_is_not_reported_healthy_and_export_replica_is_complete(two_articles, embedder, tmp_path, monkeypatch):
@@ -145,7 +146,7 @@ def test_a_stale_copy_is_not_reported_healthy_and_export_replica_is_complete(two
     replica = tmp_path / "replica"
     assert sorted(p.name for p in replica.iterdir() if not p.name.startswith("seg-")) == sorted([DATABASE, "manifest.json"])
     view = read_only_view(replica, monkeypatch)
-    assert view.immutable and view.article_paths() == {SAMPLE.name} and view.derived_problems() == []
+    assert view.immutable and view.article_paths() == {SAMPLE.name} and view.segment_register.derived_problems() == []
     stats = rag("stats", "--index", str(replica), "--check")
     assert "health:     ok" in stats.stdout, stats.stdout + stats.stderr
     asked = json.loads(rag("ask", "--index", str(replica), "--json", FERRY).stdout)

@@ -12,6 +12,7 @@ from rag.build import Builder, compact
 from rag.lexical import LexicalIndex
 from rag.pipeline import Pipeline
 from rag.segment import Segment, SegmentInfo, SegmentSet, vector_index
+from rag.segments import SegmentRegister
 from rag.settings import Settings
 from rag.store import IndexStore
 
@@ -47,7 +48,7 @@ def test_an_update_writes_one_small_segment_and_leaves_the_others_untouched(sett
     after = segment_files(settings.index_dir)
     assert {name: after[name] for name in before} == before  # not rewritten, not touched
     store = assert_consistent(settings.index_dir)
-    infos = store.segment_infos()
+    infos = store.segment_register.infos()
     assert len(infos) == 2 and infos[-1].chunks == report.chunks_embedded
     new_ids = {r[0] for r in store.query("SELECT c.id FROM chunks c WHERE c.article_id = ?", ("ferry.txt",))}
     assert set(range(infos[-1].first, infos[-1].last + 1)) >= new_ids == set(store.segments.segments[-1].lexical.ids)
@@ -82,12 +83,12 @@ def test_segments_stay_few_over_many_small_updates(settings, embedder, corpus):
     # Merged as they come (MERGE_RATIO): never more than a handful, whatever the number of builds.
     assert max(counts) <= 4 and counts[-1] < len(TOPICS)
     # A segment left with no (or few) live chunks is dropped (or rewritten) by the next build.
-    newest = store.segment_infos()[-1]
+    newest = store.segment_register.infos()[-1]
     for (path,) in store.query("SELECT DISTINCT a.path FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id >= ?", (newest.first,)):
         (corpus / path).unlink()
     build(settings, embedder)
     store = assert_consistent(settings.index_dir)
-    assert all(info.first != newest.first for info in store.segment_infos())
+    assert all(info.first != newest.first for info in store.segment_register.infos())
     assert store.counts()["tombstones"] == 0
 
 
@@ -100,7 +101,7 @@ def test_a_build_stopped_before_registering_its_segment_loses_nothing(settings, 
         raise KeyboardInterrupt  # ... and the process stops before the database names them
 
     with monkeypatch.context() as patch:
-        patch.setattr(IndexStore, "_replace", stopped)
+        patch.setattr(SegmentRegister, "_replace", stopped)
         with pytest.raises(KeyboardInterrupt):
             build(settings, embedder)
     # The committed article is searchable (its chunks are read from the database) ...
@@ -110,7 +111,7 @@ def test_a_build_stopped_before_registering_its_segment_loses_nothing(settings, 
     report = build(settings, embedder)
     assert report.chunks_embedded == 0
     store = assert_consistent(settings.index_dir)
-    owned = {p.name for info in store.segment_infos() for p in info.files(settings.index_dir)}
+    owned = {p.name for info in store.segment_register.infos() for p in info.files(settings.index_dir)}
     assert set(segment_files(settings.index_dir)) == owned and store.counts()["segments"] == 2
 
 

@@ -15,7 +15,6 @@ On the same port: the OpenAI-compatible /v1 API (ui/openai_api.py, docs/api.md) 
 from __future__ import annotations
 
 import ipaddress
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from rag.errors import StoreError, explained
 from rag.ingest import SUPPORTED
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import StoreError, explain
 from rag.watch import Watcher
 from ui import export, guard, inputs, openai_api
 from ui.api import ApiHandlers
@@ -333,14 +332,12 @@ def serve(
         return 2
     watcher = Watcher(settings) if watch else None
     try:
-        if watcher is not None:  # the corpus as it is now, indexed before the first question
-            watcher.build(watcher.snapshot())
-        pipeline = Pipeline(settings, embedder=watcher.embedder if watcher else None)
-    except (StoreError, OSError, sqlite3.Error) as err:
-        known = explain(err, settings.index_dir)
-        if known is None:
-            raise
-        print(f"rag serve: {known}", file=sys.stderr)
+        with explained(settings.index_dir):
+            if watcher is not None:  # the corpus as it is now, indexed before the first question
+                watcher.build(watcher.snapshot())
+            pipeline = Pipeline(settings, embedder=watcher.embedder if watcher else None)
+    except StoreError as err:
+        print(f"rag serve: {err}", file=sys.stderr)
         return 2
     for problem in pipeline.store.problems:
         print(f"rag serve: note: {problem}", file=sys.stderr)

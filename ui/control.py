@@ -16,9 +16,9 @@ from typing import Any
 import gradio as gr
 
 from rag.build import STAGES, BuildBusy, Builder
+from rag.errors import StoreError, explained
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store import StoreError, explain
 
 SEARCHED_FIELDS = ("title", "source", "published", "path", "url", "author", "category")
 """What the article filter searches: every field a person may remember an article
@@ -118,14 +118,12 @@ class IndexControl:
             try:
                 # The pipeline's embedder is safe to share: questions asked during the
                 # rebuild are answered from the loaded index meanwhile.
-                report = Builder(self.settings, embedder=self.pipeline.embedder, progress=report_progress)()
+                with explained(self.settings.index_dir):  # a full disk, a damaged database
+                    report = Builder(self.settings, embedder=self.pipeline.embedder, progress=report_progress)()
             except BuildBusy as err:
                 raise gr.Error(str(err)) from None
-            except (StoreError, OSError, sqlite3.Error) as err:
-                known = explain(err, self.settings.index_dir)  # a full disk, a damaged database
-                if known is None:
-                    raise
-                raise gr.Error(str(known)) from None
+            except StoreError as err:
+                raise gr.Error(str(err)) from None
             # A question asked meanwhile may have loaded the new index already.
             self.pipeline.refresh(force=True)
             return {

@@ -12,8 +12,6 @@ at answer time is the question.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -22,56 +20,25 @@ import Stemmer
 
 from rag import cues
 from rag.chunk import Sentence
+from rag.cues import STOPWORDS, WORD, coverage, leans_back, previous_key, weighted_overlap
 from rag.embed import Embedder
+from rag.followup import Turn, contextual_query, not_repeated
 from rag.retrieve import Filters, Hit, Retriever, mentioned_dates
 from rag.settings import DEFAULT_K
 from rag.sources import (
     SourceGroup,
     best_per_article,
+    grouped_text,
+    in_outlet_order,
     named_outlets,
     needs_several,
     pick_per_source,
+    source_groups,
     unknown_outlets,
 )
 from rag.store import IndexStore
 
 NOT_FOUND = "I could not find this in the indexed articles."
-
-# A sentence that starts like this leans on the one before it ...
-DEPENDENT_START = re.compile(
-    r"^(however|but|and|yet|so|still|meanwhile|moreover|instead|therefore|thus|also|then|later|"
-    r"he|she|it|they|him|her|them|his|its|their|this|that|these|those|such)\b",
-    re.I,
-)
-# ... and so does one that refers back to an event it does not name.
-BACK_REFERENCE = re.compile(
-    r"\b(the|this|that) (attack|attacks|incident|accident|crash|move|deal|decision|statement|announcement|"
-    r"report|ruling|vote|agreement|proposal|plan|strike|shooting|killing|operation|meeting|talks|case)\b",
-    re.I,
-)
-
-
-def leans_back(sentence: str) -> bool:
-    """True when a sentence cannot stand alone: 'However, ...', 'He said ...',
-    '... after Erdogan refused to apologize for the attack'."""
-    return bool(DEPENDENT_START.match(sentence) or BACK_REFERENCE.search(sentence))
-
-
-WORD = re.compile(r"[A-Za-z0-9]+")
-"""A word, for matching a question's words with a sentence's."""
-STOPWORDS = frozenset(
-    "a an and are as at be been being but by did do does for from had has have how in is it its of on or "
-    "said says that the their there these they this to was were what when where which who whom whose why "
-    "will with would about after also into than then can could may might should".split()
-)
-ANAPHORA = re.compile(r"\b(it|its|this|that|these|those|they|them|their|he|him|his|she|her|there|then)\b", re.I)
-
-FOLLOW_UP_MAX_WORDS = 6
-"""A question of at most this many content words that refers back ("And what did
-he say about it?") is a follow-up; a longer one names what it asks about."""
-FOLLOW_UP_NAMES = 8
-"""Names taken from the previous answer into a follow-up's query: enough for a
-four-sentence answer's people and places, few enough not to drown the question."""
 
 
 @dataclass(frozen=True)
@@ -101,14 +68,6 @@ class Claim:
     """True when a cited source says what the sentence says (see llm.Verifier)."""
     support: float
     """Best similarity or word overlap with a cited source (0 when none is valid)."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a conversation."""
-
-    question: str
-    answer: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,13 +315,10 @@ class Answerer:
         confidence = max((c.similarity for c in candidates), default=0.0)
         confidence += self.coverage_weight * coverage(asked, candidates, words)
         ranked = sorted(candidates, key=lambda c: -c.score)
-        # A follow-up wants something new: what was already said is not repeated,
-        # unless nothing new comes close to it; then the answer says it again. A
+        # A follow-up wants something new (`rag.followup.not_repeated`); a
         # question that stands on its own is answered as if asked first.
         if query != question:
-            fresh = [c for c in ranked if not any(c.text in turn.answer for turn in history)]
-            if fresh and fresh[0].score >= ranked[0].score * self.keep_ratio:
-                ranked = fresh
+            ranked = not_repeated(ranked, history, self.keep_ratio)
         abstain = confidence < self.abstain_below or bool(unknown)
         return Evidence(question, query, hits[:k], ranked, confidence, abstain, outlets, days, several, asks, unknown)
 
@@ -414,9 +370,7 @@ class Answerer:
         return cues.direct_answer(best.text, evidence.asks, evidence.question) or ""
 
     def _per_source(self, evidence: Evidence) -> tuple[list[Citation], list[SourceGroup]]:
-        """The best sentence of each needed article, grouped by outlet: the outlets
-        the question names first, in its order, then any other outlet an article
-        came from; a named outlet with nothing close enough gets an empty group."""
+        """The best sentence of each needed article, grouped by outlet (`rag.sources`)."""
         ranked = evidence.sentences
         outlet_of = {c.sentence.article_id: c.hit.source for c in ranked}
         day_of = {c.sentence.article_id: c.hit.published for c in ranked}
@@ -425,28 +379,9 @@ class Answerer:
         )
         if self.several_context:
             picked = self._with_context(picked, ranked, limit=max(self.max_with_context, len(picked)))
-        order = [o.lower() for o in evidence.outlets]
-        for c in picked:
-            if c.hit.source.lower() not in order:
-                order.append(c.hit.source.lower())
-        article_rank = {}
-        for c in picked:
-            article_rank.setdefault(c.sentence.article_id, len(article_rank))
-        picked = sorted(
-            picked,
-            key=lambda c: (order.index(c.hit.source.lower()), article_rank[c.sentence.article_id], c.sentence.position),
-        )
+        picked, order = in_outlet_order(picked, outlet_of, evidence.outlets)
         citations = [citation(n, c) for n, c in enumerate(picked, start=1)]
-        named = {o.lower() for o in evidence.outlets}
-        by_outlet: dict[str, list[Citation]] = {}
-        for c in citations:
-            by_outlet.setdefault(c.source.lower(), []).append(c)
-        groups = []
-        for key in order:
-            own = by_outlet.get(key, [])
-            label = own[0].source if own else next(o for o in evidence.outlets if o.lower() == key)
-            groups.append(SourceGroup(label, tuple(c.n for c in own), named=key in named))
-        return citations, groups
+        return citations, source_groups(citations, order, evidence.outlets)
 
     def _cue(self, question: str, asks: str | None, candidates: list[ScoredSentence]) -> None:
         """A sentence without the kind of thing asked for (a name, a date, a
@@ -505,7 +440,7 @@ class Answerer:
         0.893 -> 0.893 (docs/evaluation.md)."""
         sentence_vectors = np.stack([c.vector for c in candidates])
         own = [words[c.key] for c in candidates]
-        before = [words.get(_before(c.key), set()) for c in candidates]
+        before = [words.get(previous_key(c.key), set()) for c in candidates]
         overlaps = weighted_overlap(asked, own, before, self.context_weight)
         for c, v, overlap in zip(candidates, sentence_vectors, overlaps):
             c.similarity = float((v @ q + v @ expanded) / 2 if query != question else v @ q)
@@ -570,72 +505,3 @@ class Answerer:
         row = rows[0]
         text = self.store.article_text(article_id)[row.start : row.end]
         return ScoredSentence(Sentence(article_id, position, row.start, row.end, text), like.hit, row.vector, score=like.score)
-
-
-def grouped_text(citations: list[Citation], groups: list[SourceGroup]) -> str:
-    """"TechCrunch: … [1] The Verge: … [2] Wired: nothing found on this." """
-    by_n = {c.n: c for c in citations}
-    parts = []
-    for g in groups:
-        if g.citations:
-            parts.append(f"{g.source}: " + " ".join(f"{by_n[n].sentence} [{n}]" for n in g.citations))
-    for g in groups:
-        if not g.citations:
-            parts.append(f"{g.source}: nothing found on this in the indexed articles.")
-    return " ".join(parts)
-
-
-def _before(key: tuple[str, int]) -> tuple[str, int]:
-    """The key of the sentence before."""
-    return key[0], key[1] - 1
-
-
-def coverage(asked: set[str], candidates: list[ScoredSentence], words: dict[tuple[str, int], set[str]]) -> float:
-    """The largest share of the question's words (`asked`) found in one sentence
-    together with the sentence before it (unweighted: a question's rare words are
-    not rare in the sentences retrieval picked for them)."""
-    if not asked or not candidates:
-        return 0.0
-    return max(
-        len(asked & (words[c.key] | words.get(_before(c.key), set())))
-        for c in candidates
-    ) / len(asked)
-
-
-def weighted_overlap(
-    question: set[str], sentences: list[set[str]], before: list[set[str]], context_weight: float = 0.5
-) -> list[float]:
-    """How much of the question each sentence holds, from 0 to 1, rare words weighing more.
-
-    A question word found in every sentence (the topic) says little about which
-    one answers, a rare one says much: words weigh log(1 + n / df) over the n
-    sentences. Words found only in the sentence before count `context_weight` as
-    much: "They settled in Normandy" answers a question that names the Normans a
-    sentence earlier."""
-    weight = {t: math.log(1 + len(sentences) / max(1, sum(t in s for s in sentences))) for t in question}
-    total = sum(weight.values())
-    if not total:
-        return [0.0] * len(sentences)
-    return [
-        (sum(weight[t] for t in question & own) + context_weight * sum(weight[t] for t in question & (prior - own))) / total
-        for own, prior in zip(sentences, before)
-    ]
-
-
-def contextual_query(question: str, history: Sequence[Turn]) -> str:
-    """A follow-up ("And what did Putin say about it?") is searched together with
-    the previous question and the names in its answer; a question that stands on
-    its own is searched as it is."""
-    if not history or not is_follow_up(question):
-        return question
-    last = history[-1]
-    names = re.findall(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b", last.answer)
-    names = [n for n in dict.fromkeys(names) if n.lower() not in STOPWORDS][:FOLLOW_UP_NAMES]
-    return " ".join([last.question, question, *names])
-
-
-def is_follow_up(question: str) -> bool:
-    words = WORD.findall(question)
-    content = [w for w in words if w.lower() not in STOPWORDS]
-    starts_like_one = re.match(r"^(and|but|also|what about|how about|so|then)\b", question, re.I)
-    return len(content) <= FOLLOW_UP_MAX_WORDS and bool(ANAPHORA.search(question) or starts_like_one)

@@ -1,18 +1,52 @@
-"""What a question asks for, without a model: a name, a date, a number, a place.
+"""Cues read from the words, without a model: what a question asks for (a name, a
+date, a number), its words, and whether a sentence can stand alone.
 
 "Who ...", "Which company ..." want a name, "When ..." a date, "How many ..." a
 number. A sentence that holds nothing of the kind asked for cannot be the one
 that answers, so it scores lower (`Answerer`); and when one sentence clearly
 holds the thing asked for, it is shown first, short and bold (`direct_answer`).
+A sentence that leans on the one before it ("However, ...") brings it along
+(`leans_back`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 
+from rag.sources import Candidate
+
 NAME, DATE, NUMBER = "name", "date", "number"
+
+WORD = re.compile(r"[A-Za-z0-9]+")
+"""A word, for matching a question's words with a sentence's."""
+STOPWORDS = frozenset(
+    "a an and are as at be been being but by did do does for from had has have how in is it its of on or "
+    "said says that the their there these they this to was were what when where which who whom whose why "
+    "will with would about after also into than then can could may might should".split()
+)
+
+# A sentence that starts like this leans on the one before it ...
+DEPENDENT_START = re.compile(
+    r"^(however|but|and|yet|so|still|meanwhile|moreover|instead|therefore|thus|also|then|later|"
+    r"he|she|it|they|him|her|them|his|its|their|this|that|these|those|such)\b",
+    re.I,
+)
+# ... and so does one that refers back to an event it does not name.
+BACK_REFERENCE = re.compile(
+    r"\b(the|this|that) (attack|attacks|incident|accident|crash|move|deal|decision|statement|announcement|"
+    r"report|ruling|vote|agreement|proposal|plan|strike|shooting|killing|operation|meeting|talks|case)\b",
+    re.I,
+)
+
+
+def leans_back(sentence: str) -> bool:
+    """True when a sentence cannot stand alone: 'However, ...', 'He said ...',
+    '... after Erdogan refused to apologize for the attack'."""
+    return bool(DEPENDENT_START.match(sentence) or BACK_REFERENCE.search(sentence))
+
 
 _ASKS = (
     # The order matters: "how many" before "how", "what year" before "what".
@@ -144,3 +178,40 @@ def direct_answer(text: str, kind: str | None, question: str) -> str | None:
         # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
         found = [f for f in found if not any(f != g and f in g for g in found)]
     return found[0] if len(found) == 1 else None
+
+
+def previous_key(key: tuple[str, int]) -> tuple[str, int]:
+    """The key of the sentence before."""
+    return key[0], key[1] - 1
+
+
+def coverage(asked: set[str], candidates: Sequence[Candidate], words: dict[tuple[str, int], set[str]]) -> float:
+    """The largest share of the question's words (`asked`) found in one sentence
+    together with the sentence before it (unweighted: a question's rare words are
+    not rare in the sentences retrieval picked for them)."""
+    if not asked or not candidates:
+        return 0.0
+    return max(
+        len(asked & (words[c.key] | words.get(previous_key(c.key), set())))
+        for c in candidates
+    ) / len(asked)
+
+
+def weighted_overlap(
+    question: set[str], sentences: list[set[str]], before: list[set[str]], context_weight: float = 0.5
+) -> list[float]:
+    """How much of the question each sentence holds, from 0 to 1, rare words weighing more.
+
+    A question word found in every sentence (the topic) says little about which
+    one answers, a rare one says much: words weigh log(1 + n / df) over the n
+    sentences. Words found only in the sentence before count `context_weight` as
+    much: "They settled in Normandy" answers a question that names the Normans a
+    sentence earlier."""
+    weight = {t: math.log(1 + len(sentences) / max(1, sum(t in s for s in sentences))) for t in question}
+    total = sum(weight.values())
+    if not total:
+        return [0.0] * len(sentences)
+    return [
+        (sum(weight[t] for t in question & own) + context_weight * sum(weight[t] for t in question & (prior - own))) / total
+        for own, prior in zip(sentences, before)
+    ]

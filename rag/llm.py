@@ -6,7 +6,8 @@ sentence must cite a sentence it was really given, and be close enough to what
 that sentence says (embedding similarity or word overlap above calibrated
 thresholds); other sentences are kept but marked `supported: false`. When the
 server is unreachable, too slow, or answers with nothing usable, the extractive
-answer is returned instead, with a notice saying why.
+answer is returned instead, composed from the same evidence (nothing is retrieved
+or embedded again), with a notice saying why.
 
 Article text is untrusted: it only ever appears inside the user message, as
 numbered quotations, and the system prompt tells the model to treat it as data.
@@ -24,7 +25,6 @@ import tiktoken
 
 from rag.answer import (
     NOT_FOUND,
-    WORD,
     Answer,
     Answerer,
     Claim,
@@ -34,6 +34,7 @@ from rag.answer import (
     citation,
 )
 from rag.chunk import SentenceSplitter
+from rag.cues import WORD
 from rag.embed import Embedder
 from rag.retrieve import Filters
 from rag.settings import DEFAULT_K, Settings
@@ -108,7 +109,7 @@ class Verifier:
 
 def word_share(claim: str, source: str) -> float:
     """Share of the claim's words (3+ letters, any case) that occur in the source;
-    unlike `answer.weighted_overlap`, every word counts the same."""
+    unlike `cues.weighted_overlap`, every word counts the same."""
     words = {w for w in WORD.findall(claim.lower()) if len(w) > 2}
     if not words:
         return 0.0
@@ -163,18 +164,18 @@ class LlmAnswerer:
                 parts.append(token)
                 yield token
         except LlmError as err:
-            yield self._fallback(question, history, k, filters, str(err))
+            yield self._fallback(evidence, str(err))
             return
         text = "".join(parts).strip()
         if not text:
-            yield self._fallback(question, history, k, filters, "the LLM returned an empty answer")
+            yield self._fallback(evidence, "the LLM returned an empty answer")
             return
         if NO_ANSWER in text.lower():
             yield evidence.abstention(mode="llm")
             return
         claims = self.verifier(text, {n: s.text for n, s in sources.items()})
         if not any(c.citations for c in claims):
-            yield self._fallback(question, history, k, filters, "the LLM answer cited none of the sources it was given")
+            yield self._fallback(evidence, "the LLM answer cited none of the sources it was given")
             return
         cited = sorted({n for c in claims for n in c.citations})
         yield Answer(
@@ -250,9 +251,11 @@ class LlmAnswerer:
             log.warning("unusable LLM response", exc_info=True)
             raise LlmError(f"the LLM server sent something unusable ({type(err).__name__})") from None
 
-    def _fallback(self, question, history, k, filters, reason: str) -> Answer:
+    def _fallback(self, evidence: Evidence, reason: str) -> Answer:
+        """The extractive answer, made of the evidence already gathered (nothing
+        is retrieved or embedded again), with a notice saying why."""
         log.info("LLM answer replaced by the extractive one: %s", reason)
-        answer = self.answerer(question, history=history, k=k, filters=filters)
+        answer = self.answerer.compose(evidence)
         return replace(answer, notice=f"{reason}; showing the extractive answer instead.")
 
 

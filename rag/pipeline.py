@@ -28,8 +28,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from rag import timeframe
-from rag.answer import Answer, Answerer, Turn, is_follow_up
+from rag.answer import Answer, Answerer, Turn
 from rag.embed import Embedder
+from rag.followup import is_follow_up
 from rag.llm import LlmAnswerer
 from rag.manifest import Manifest
 from rag.retrieve import Filters, Retriever

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 COMPARISON = re.compile(
     r"\b(both|compared?|comparison|in contrast|contrast(s|ing)?|differ(s|ent|ence)?|consistent|"
@@ -32,6 +32,17 @@ class Candidate(Protocol):
 
     @property
     def key(self) -> tuple[str, int]: ...
+
+
+class Cited(Protocol):
+    """What a citation must offer (`rag.answer.Citation`)."""
+
+    n: int
+    sentence: str
+    source: str
+
+
+C = TypeVar("C", bound=Candidate)
 
 
 @dataclass(frozen=True)
@@ -152,3 +163,50 @@ def pick_per_source(
         if c not in picked:
             picked.append(c)
     return picked, missing
+
+
+def in_outlet_order(picked: Sequence[C], outlet_of: dict[str, str], outlets: Sequence[str]) -> tuple[list[C], list[str]]:
+    """The picked sentences grouped by outlet: the outlets the question names
+    first, in its order, then any other outlet an article came from; within an
+    outlet, by article (best first) and position. Also that order of outlets
+    (lower-cased), for `source_groups`."""
+    order = [o.lower() for o in outlets]
+    for c in picked:
+        if outlet_of[c.key[0]].lower() not in order:
+            order.append(outlet_of[c.key[0]].lower())
+    article_rank: dict[str, int] = {}
+    for c in picked:
+        article_rank.setdefault(c.key[0], len(article_rank))
+    ordered = sorted(
+        picked,
+        key=lambda c: (order.index(outlet_of[c.key[0]].lower()), article_rank[c.key[0]], c.key[1]),
+    )
+    return ordered, order
+
+
+def source_groups(citations: Sequence[Cited], order: Sequence[str], outlets: Sequence[str]) -> list[SourceGroup]:
+    """Each outlet's citations, in `order`; a named outlet with nothing close
+    enough gets an empty group."""
+    named = {o.lower() for o in outlets}
+    by_outlet: dict[str, list[Cited]] = {}
+    for c in citations:
+        by_outlet.setdefault(c.source.lower(), []).append(c)
+    groups = []
+    for key in order:
+        own = by_outlet.get(key, [])
+        label = own[0].source if own else next(o for o in outlets if o.lower() == key)
+        groups.append(SourceGroup(label, tuple(c.n for c in own), named=key in named))
+    return groups
+
+
+def grouped_text(citations: Sequence[Cited], groups: Sequence[SourceGroup]) -> str:
+    """"TechCrunch: … [1] The Verge: … [2] Wired: nothing found on this." """
+    by_n = {c.n: c for c in citations}
+    parts = []
+    for g in groups:
+        if g.citations:
+            parts.append(f"{g.source}: " + " ".join(f"{by_n[n].sentence} [{n}]" for n in g.citations))
+    for g in groups:
+        if not g.citations:
+            parts.append(f"{g.source}: nothing found on this in the indexed articles.")
+    return " ".join(parts)

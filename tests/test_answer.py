@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import NOT_FOUND, Turn, contextual_query, is_follow_up, leans_back, weighted_overlap
+from rag.answer import NOT_FOUND, Turn
 from rag.build import Builder
+from rag.cues import leans_back, weighted_overlap
+from rag.followup import contextual_query, is_follow_up
 from rag.pipeline import Pipeline
 from rag.retrieve import Filters, interleave, mentioned_dates
 
@@ -292,8 +294,8 @@ def test_named_outlet_with_nothing_is_said_plainly():
     # each named outlet's best article's best sentence; Wired's is too weak, Engadget has none; Fortune fills up
     assert [c.key[0] for c in picked] == ["tc1", "verge1", "other"]
     assert missing == ["Wired", "Engadget"]
-    from rag.answer import Citation, grouped_text
-    from rag.sources import SourceGroup
+    from rag.answer import Citation
+    from rag.sources import SourceGroup, grouped_text
 
     cites = [Citation(n, s, "a", "", o, "", "", "", 0, 1, 1.0) for n, s, o in ((1, "A.", "TechCrunch"), (2, "B.", "The Verge"))]
     groups = [SourceGroup("TechCrunch", (1,)), SourceGroup("The Verge", (2,)), SourceGroup("Wired")]

@@ -4,6 +4,7 @@ streaming, citation verification, fallbacks (errors, timeouts, garbage, server g
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import socket
@@ -190,6 +191,37 @@ def test_failures_fall_back_to_the_extractive_answer(pipeline, server, mode, not
     answer = pipeline.ask(QUESTION, llm=True)
     assert answer.mode == "extractive" and not answer.abstained and notice in answer.notice
     assert any(c.sentence.startswith("Ties between Moscow") for c in answer.citations)
+
+
+class Counting:
+    """Wraps a retriever or an embedder and records what each call was given."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append(args[0])
+        return self.inner(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("mode", ["error", "cut"])
+def test_fallback_reuses_the_evidence_without_retrieving_or_embedding_again(pipeline, server, mode):
+    """The fallback is composed from the evidence gathered for the prompt: one
+    retrieval, one embedding of the question, and the same answer as asked alone."""
+    from rag.llm import LlmAnswerer
+
+    answerer = copy.copy(pipeline.answerer)
+    answerer.retriever, answerer.embedder = Counting(pipeline.answerer.retriever), Counting(pipeline.answerer.embedder)
+    server.mode, server.cut_after, server.reply = mode, 3, "Ties soured after Erdogan refused to apologize [1]."
+    answer = LlmAnswerer(pipeline.settings, answerer)(QUESTION)
+    assert answer.mode == "extractive" and answer.notice.endswith("showing the extractive answer instead.")
+    assert len(answerer.retriever.calls) == 1
+    assert [texts for texts in answerer.embedder.calls if QUESTION in texts] == [[QUESTION]]
+    alone = pipeline.answerer(QUESTION)
+    assert (answer.text, answer.citations, answer.passages) == (alone.text, alone.citations, alone.passages)
 
 
 def test_answer_cut_off_after_a_cited_sentence_keeps_what_arrived_verified(pipeline, server):

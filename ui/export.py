@@ -16,7 +16,6 @@ route (its key checked as the /v1 API's, ui/openai_api.py).
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -213,7 +212,7 @@ def router(conversations: Conversations, access) -> APIRouter:
     """`GET /export?format=md&conversation=ID` (a chat conversation, by the id its
     Export link shows) and `POST /export?format=md` with `{"messages": [...]}` (a
     conversation held by an API client): a Markdown file."""
-    from ui.openai_api import MAX_BODY_BYTES, ApiError, guarded
+    from ui.openai_api import ApiError, guarded, json_body
 
     def reply(request: Request, exchanges: list[dict]) -> Response:
         fmt = request.query_params.get("format", "md")
@@ -235,13 +234,7 @@ def router(conversations: Conversations, access) -> APIRouter:
 
     async def post(request: Request) -> Response:
         access.check(request, also_ok=access.logged_in(request))
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ApiError(400, f"the request body is not valid JSON: {err}") from None
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise ApiError(400, 'the request body must be {"messages": [...]}')
         return reply(request, from_messages(body.get("messages")))

@@ -321,6 +321,17 @@ def stream_events(request: ChatRequest, answers: Iterator[str | Answer]) -> Iter
 # ---------------------------------------------------------------- routes
 
 
+async def json_body(request: Request) -> object:
+    """The request's JSON body; ApiError 413 when over `MAX_BODY_BYTES`, 400 when not JSON."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"the request body is not valid JSON: {err}") from None
+
+
 class ChatApi:
     """The /v1 endpoints over one pipeline; at most `concurrency` answers at once
     (others wait), as the UI's queue allows."""
@@ -338,13 +349,7 @@ class ChatApi:
 
     async def chat_completions(self, request: Request):
         self.access.check(request)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ApiError(400, f"the request body is not valid JSON: {err}") from None
+        body = await json_body(request)
         chat = parse_request(body, self.settings)
         if chat.stream:
             return StreamingResponse(self.streamed(chat), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

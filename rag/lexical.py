@@ -130,7 +130,9 @@ def idf(document_frequency: np.ndarray, documents: int) -> np.ndarray:
 
 
 class LexicalIndex:
-    """`LexicalIndex.build(ids, texts)`, then `search(query, k)` -> [(chunk_id, score)]."""
+    """`LexicalIndex.build(ids, texts)`; answering asks `best(terms, weights, depth)`
+    (exact top chunks scored with index-wide statistics, MaxScore). `search` is
+    bm25s's own retrieval with this segment's statistics alone: a reference for tests."""
 
     def __init__(self, model: bm25s.BM25, ids: list[int], lengths: np.ndarray | None = None):
         self.model = model

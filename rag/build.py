@@ -24,12 +24,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.chunk import Chunk, Chunker, Sentence, chunk_articles
+from rag.database import proven_ours
 from rag.embed import Embedder, auto_backend
 from rag.errors import DATABASE, IndexDamaged, NotAnIndex, damaged
 from rag.ingest import Article, Skipped, list_corpus, parse, read_bytes
 from rag.manifest import Manifest
 from rag.settings import Settings
-from rag.store import IndexStore, proven_ours
+from rag.store import IndexStore
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +453,7 @@ def _open_for_build(index_dir: Path, full: bool) -> IndexStore:
             raise
         store = None
     # A build never writes into a database SQLite's quick check finds damaged (a
-    # large one checked in part: see store.WHOLE_CHECK_MAX_BYTES).
+    # large one checked in part: see database.WHOLE_CHECK_MAX_BYTES).
     damage = store.quick_check(whole=full) if store is not None else None
     if damage is not None:
         store.close()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DATABASE = "rag.sqlite"
-"""The index database's file name in its folder (opened by rag/store.py; named
+"""The index database's file name in its folder (opened by rag/database.py; named
 here, where the messages about it are made)."""
 REBUILD_HINT = "Run `rag build --full` to rebuild it from the corpus folder."
 

@@ -11,7 +11,7 @@ it, never a build in progress. A snapshot is kept only while it is the last
 completed build: a watcher thread looks for a newer one every `WATCH_INTERVAL`
 seconds and loads it, and the old snapshot's transaction ends as soon as no
 answer is using it. A build's final checkpoint, which must wait for readers of
-older snapshots (rag/store.py `IndexStore.checkpoint`), therefore waits about
+older snapshots (rag/database.py `Database.checkpoint`), therefore waits about
 that long, not until the next question comes.
 """
 

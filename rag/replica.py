@@ -3,7 +3,7 @@ another machine or read-only media, taken while builds and servers run.
 
 Copying the folder's files by hand is complete only once the last build's
 checkpoint has copied SQLite's write-ahead log into `rag.sqlite` (see
-`IndexStore.checkpoint`); this never depends on it. The database is copied with
+`Database.checkpoint`, rag/database.py); this never depends on it. The database is copied with
 SQLite's online backup from one read snapshot (the log included), the segment
 files that snapshot names are copied beside it, every copied file is checked
 against the checksum recorded when it was written (a damaged one is written

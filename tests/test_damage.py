@@ -123,7 +123,7 @@ def test_a_file_that_is_not_sqlite_is_deleted_only_when_it_is_provably_ours(tmp_
 
 
 def test_an_index_written_before_the_application_id_is_recognised(tmp_path, fresh):
-    from rag.store import SCHEMA
+    from rag.database import SCHEMA
 
     old = tmp_path / "old"
     old.mkdir()

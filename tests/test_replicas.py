@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, article_text, free_port, sample_index, tmpfs, wait_for
 
-from rag import store as store_module
+from rag import database
 from rag.build import Builder
 from rag.errors import DATABASE
 from rag.pipeline import Pipeline
@@ -100,7 +100,7 @@ def copy_by_hand(index: Path, target: Path) -> Path:
 def read_only_view(folder: Path, monkeypatch) -> IndexStore:
     """The index as a user who cannot write its folder opens it."""
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "on_read_only_media", lambda folder: True)
+        patch.setattr(database, "on_read_only_media", lambda folder: True)
         return IndexStore(folder)
 
 
@@ -131,7 +131,7 @@ def test_a_stale_copy_is_not_reported_healthy_and_export_replica_is_complete(two
     holder = sqlite3.connect(two_articles.index_dir / DATABASE, isolation_level=None)
     holder.execute("BEGIN")
     holder.execute("SELECT COUNT(*) FROM articles").fetchone()
-    monkeypatch.setattr(store_module, "CHECKPOINT_WAIT_S", 0.2)
+    monkeypatch.setattr(database, "CHECKPOINT_WAIT_S", 0.2)
     (two_articles.corpus_dir / "ferry.txt").unlink()
     assert Builder(two_articles, embedder=embedder)().removed == 1
     stale = copy_by_hand(two_articles.index_dir, tmp_path / "by-hand")

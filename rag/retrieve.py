@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -33,6 +33,19 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.date_from or self.date_to)
+
+
+def of_outlets(filters: Filters | None, outlets: list[str]) -> Filters | None:
+    """`filters` narrowed to `outlets` (none: unchanged). Outlets the filters
+    already leave out stay out: the filters win."""
+    if not outlets:
+        return filters
+    if filters is None:
+        return Filters(sources=tuple(outlets))
+    if filters.sources:
+        kept = tuple(o for o in outlets if o.lower() in {s.lower() for s in filters.sources})
+        return replace(filters, sources=kept) if kept else filters
+    return replace(filters, sources=tuple(outlets))
 
 
 @dataclass(frozen=True)

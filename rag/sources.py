@@ -131,33 +131,42 @@ def pick_per_source(
     max_articles: int,
     keep: float,
     min_named: float,
+    first: Sequence[Candidate] = (),
+    fill: bool = True,
 ) -> tuple[list[Candidate], list[str]]:
     """The sentences of a multi-source answer, and the named outlets that had nothing.
 
     First the best sentence of each named outlet's best article (and of each named
     day's best article), when it scores at least `min_named` x the best sentence;
     then the best sentences of further articles that score at least `keep` x the
-    best, up to `max_articles` articles in all."""
+    best, up to `max_articles` articles in all (with `fill`).
+
+    `first`: sentences picked already (one per part of the question, `rag.parts`);
+    a named outlet or day one of them comes from has its sentence."""
     tops = best_per_article(ranked)
     if not tops:
         return [], list(outlets)
     best = tops[0].score
-    picked: list[Candidate] = []
+    picked: list[Candidate] = list(first)
     missing = []
     for outlet in outlets:
         own = [c for c in tops if outlet_of.get(c.key[0], "").lower() == outlet.lower()]
+        if any(outlet_of.get(c.key[0], "").lower() == outlet.lower() for c in first):
+            continue
         if own and own[0].score >= best * min_named:
             if own[0] not in picked:
                 picked.append(own[0])
         else:
             missing.append(outlet)
     for day in sorted(days):
+        if any(day_of.get(c.key[0], "")[:10] == day for c in first):
+            continue
         own = [c for c in tops if day_of.get(c.key[0], "")[:10] == day]
         if own and own[0].score >= best * min_named and own[0] not in picked and len(picked) < max_articles:
             picked.append(own[0])
     if not picked:
         picked.append(tops[0])
-    for c in tops:
+    for c in tops if fill else ():
         if len(picked) >= max_articles or c.score < best * keep:
             break
         if c not in picked:

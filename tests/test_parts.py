@@ -1,0 +1,193 @@
+"""Question parts (rag/parts.py): a question that asks several things at once is
+searched clause by clause, and the answer cites each clause's article."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.parts import parts, pick_per_part
+from rag.retrieve import Filters, of_outlets
+
+LONG = (
+    "Which company, known for its Prime-themed sale day as reported by Wired and its dominance in the "
+    "e-reader space according to The Verge, experienced a 4 percent stock drop after an antitrust lawsuit "
+    "reported by The Sydney Morning Herald?"
+)
+
+
+def texts(question, outlets=()):
+    return [question[a:b] for a, b in parts(question, outlets)]
+
+
+@pytest.mark.parametrize(
+    ("question", "outlets", "expected"),
+    [
+        # One clause: one part, the whole question.
+        ("Why did Russia-Turkey ties sour?", (), ["Why did Russia-Turkey ties sour?"]),
+        # Commas and "and" + a clause start split; each outlet ends its clause.
+        (
+            LONG,
+            ("Wired", "The Verge", "The Sydney Morning Herald"),
+            [
+                "Which company, known for its Prime-themed sale day as reported by Wired",
+                "its dominance in the e-reader space according to The Verge",
+                "experienced a 4 percent stock drop after an antitrust lawsuit reported by The Sydney Morning Herald?",
+            ],
+        ),
+        # The comma of a date and of a number does not split; a short piece joins its neighbour.
+        (
+            "After TechCrunch reported on October 31, 2023 about Google's search deals worth 26,000 million, "
+            "and again on December 15, 2023, about an antitrust suit filed against Google, did its tone change?",
+            ("TechCrunch",),
+            [
+                "After TechCrunch reported on October 31, 2023 about Google's search deals worth 26,000 million",
+                "again on December 15, 2023, about an antitrust suit filed against Google, did its tone change?",
+            ],
+        ),
+        # "X and Y" inside a clause is not a boundary.
+        (
+            "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",
+            (),
+            [
+                "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?"
+            ],
+        ),
+    ],
+)
+def test_parts_are_the_clauses(question, outlets, expected):
+    assert texts(question, outlets) == expected
+
+
+def test_parts_at_most_max_parts_shortest_neighbours_joined():
+    question = (
+        "Which firm built new factories in Ohio last year, sold charging cables in pairs to gamers, "
+        "ran invite-only deals during its summer sale, and gave sellers a life-changing opportunity online?"
+    )
+    four = texts(question)
+    assert len(four) == 4
+    two = [question[a:b] for a, b in parts(question, max_parts=2)]
+    assert len(two) == 2
+    assert " ".join(two).replace(" ,", ",") != ""  # every word kept, in order
+    assert two[0].startswith("Which firm") and two[-1].endswith("opportunity online?")
+
+
+class Sentence:
+    def __init__(self, article, position):
+        self.key = (article, position)
+        self.score = 0.0
+
+
+def test_pick_per_part_takes_each_parts_best_from_a_new_article():
+    ranked = [Sentence("a", 0), Sentence("a", 1), Sentence("b", 0), Sentence("c", 0)]
+    scores = np.array(
+        [
+            [0.9, 0.5, 0.2, 0.1],  # part 1: article a
+            [0.8, 0.3, 0.75, 0.1],  # part 2: a is best, but b is close and new
+            [
+                0.9,
+                0.1,
+                0.1,
+                0.3,
+            ],  # part 3: a is far better than anything new: a again (same sentence: once)
+        ]
+    )
+    picked = pick_per_part(ranked, scores)
+    assert [s.key for s in picked] == [("a", 0), ("b", 0)]
+
+
+def test_pick_per_part_keeps_to_the_outlet_a_part_names():
+    ranked = [Sentence("a", 0), Sentence("b", 0), Sentence("c", 0)]
+    scores = np.array([[0.9, 0.2, 0.4], [0.9, 0.2, 0.4]])
+    eligible = np.array(
+        [[False, True, False], [False, False, False]]
+    )  # part 2: its outlet had nothing
+    picked = pick_per_part(ranked, scores, eligible)
+    assert [s.key for s in picked] == [("b", 0), ("a", 0)]
+    assert pick_per_part([], np.zeros((2, 0))) == []
+
+
+def test_of_outlets_narrows_and_never_widens_the_filters():
+    assert of_outlets(None, []) is None
+    assert of_outlets(None, ["Wired"]) == Filters(sources=("Wired",))
+    dated = Filters(date_from="2023-10-01")
+    assert of_outlets(dated, ["Wired"]) == Filters(sources=("Wired",), date_from="2023-10-01")
+    only_verge = Filters(sources=("The Verge",))
+    assert of_outlets(only_verge, ["Wired"]) == only_verge  # the reader's filter wins
+    assert of_outlets(Filters(sources=("wired", "The Verge")), ["Wired"]) == Filters(
+        sources=("Wired",)
+    )
+
+
+ARTICLES = {
+    "trial.txt": (
+        "Crypto founder's fraud trial opens in Manhattan",
+        "Tech Daily",
+        "October 3, 2023",
+        "The criminal trial of the crypto exchange founder Sam Bankman-Fried began on Tuesday in Manhattan. "
+        "Jury selection took most of the first morning. The judge warned both sides to keep their opening "
+        "statements short.",
+    ),
+    "plea.txt": (
+        "Founder pleads not guilty to new charges",
+        "Tech Daily",
+        "August 15, 2023",
+        "Bankman-Fried entered a plea of not guilty to seven charges of fraud and conspiracy. "
+        "His lawyers asked for more time to review the evidence. The hearing lasted under an hour.",
+    ),
+    "colleague.txt": (
+        "How a trader was lured from Jane Street",
+        "Money Times",
+        "October 12, 2023",
+        "Caroline Ellison said Bankman-Fried persuaded her to leave Jane Street and join his trading firm. "
+        "She told the court the firm grew quickly. Its offices moved to the Bahamas in 2021.",
+    ),
+    "weather.txt": (
+        "Storms close the coast road",
+        "Tech Daily",
+        "October 5, 2023",
+        "Heavy storms closed the coast road on Thursday. Crews cleared fallen trees overnight. "
+        "Schools reopened on Friday.",
+    ),
+    "phones.txt": (
+        "A phone with a bigger battery",
+        "Tech Daily",
+        "October 4, 2023",
+        "The new phone has a bigger battery and a brighter screen. Reviewers praised its camera. "
+        "It goes on sale in November.",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory, embedder):
+    from rag.build import Builder
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    root = tmp_path_factory.mktemp("parts")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name, (title, outlet, day, body) in ARTICLES.items():
+        (corpus / name).write_text(f"{title}\n\n{outlet}\n\n{day}\n\n{body}\n")
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    Builder(settings, embedder=embedder)()
+    return Pipeline(settings, embedder=embedder)
+
+
+def test_each_clause_of_a_question_gets_its_own_article(crypto):
+    question = (
+        "Which individual, associated with the beginning of a criminal trial reported by Tech Daily and the "
+        "persuasion of a former Jane Street colleague as detailed by Money Times, has also entered a "
+        "not-guilty plea to charges as covered by Tech Daily?"
+    )
+    # The whole question's search reads one chunk only: the other articles can
+    # come from the parts' own searches only.
+    crypto.answerer.read_chunks_several = 1
+    answer = crypto.ask(question)
+    assert not answer.abstained
+    cited = {c.path.rsplit("/", 1)[-1] for c in answer.citations}
+    assert {"trial.txt", "plea.txt", "colleague.txt"} <= cited
+    assert not cited & {"weather.txt", "phones.txt"}
+    assert [g.source for g in answer.groups][:2] == ["Tech Daily", "Money Times"]
+    assert "Bankman-Fried" in answer.text

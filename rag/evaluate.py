@@ -4,7 +4,8 @@ MultiHop-RAG query files (a list of {query, answer, question_type, evidence_list
 are scored as the benchmark's official `retrieval_evaluate.py` does: a retrieved
 chunk is relevant when a gold `fact`, whitespace removed, is inside its text;
 Hits@4, Hits@10, MRR@10 and MAP@10 (divided by min(#facts, 10)) over the
-non-null queries. On top: citation hit rate (a cited sentence overlaps a gold
+non-null queries, and all_evidence@10: every gold fact is in one of the top 10.
+On top: citation hit rate (a cited sentence overlaps a gold
 fact) and abstention precision / recall, where `null_query` items (and the
 off-topic questions in rag/data/offtopic_questions.txt, shipped with the package)
 should abstain.
@@ -110,7 +111,7 @@ def evaluate_multihop(
     pipeline: Pipeline, queries: list[dict], k: int = DEFAULT_K, offtopic: bool = True, llm: bool = False
 ) -> dict:
     answers, seconds, generated = _ask_all(pipeline, (q["query"] for q in queries), k, llm)
-    hits4 = hits10 = rr = average_precision = cited_hit = 0.0
+    hits4 = hits10 = rr = average_precision = cited_hit = all_found = 0.0
     answerable = 0
     for query, answer in zip(queries, answers):
         facts = [squash(e["fact"]) for e in query["evidence_list"]]
@@ -133,6 +134,7 @@ def evaluate_multihop(
                 relevant += 1
                 precision_sum += relevant / (i + 1)
         average_precision += precision_sum / min(len(facts), 10)
+        all_found += len(found) == len(set(facts))
         cited_hit += any(overlaps_fact(c.sentence, facts) for c in answer.citations)
     should_abstain = [not q["evidence_list"] for q in queries]
     did_abstain = [a.abstained for a in answers]
@@ -148,6 +150,7 @@ def evaluate_multihop(
         "hits@10": hits10 / answerable,
         "mrr@10": rr / answerable,
         "map@10": average_precision / answerable,
+        "all_evidence@10": all_found / answerable,
         "citation_hit_rate": cited_hit / answerable,
         "mean_cited_sentences": statistics.mean(len(a.citations) for a in answers),
         **abstention(should_abstain, did_abstain),

@@ -21,9 +21,11 @@ import numpy as np
 
 from rag.cues import STOPWORDS, WORD
 from rag.embed import Span
+from rag.retrieve import Hit
 from rag.sources import Candidate
 
 C = TypeVar("C", bound=Candidate)
+H = TypeVar("H", bound="Hit")
 
 _CLAUSE_START = (
     r"the|a|an|in|on|is|was|are|were|has|had|have|does|did|do|what|which|who|whom|whose|according|as|also|after|"
@@ -122,3 +124,21 @@ def pick_per_part(
             out.append(choice)
             used.add(choice.key[0])
     return out
+
+
+def with_parts(hits: Sequence[H], part_hits: Sequence[Sequence[H]], k: int, lead: int = 1) -> list[H]:
+    """The `k` passages to show: the whole question's best `lead`, then each part's
+    best chunk in turn (round by round) that is not shown yet, then the rest of
+    the whole question's, so every part's evidence is among the first few."""
+    out: dict[int, H] = {h.chunk_id: h for h in hits[:lead]}
+    for round_ in itertools.zip_longest(*part_hits):
+        for h in round_:
+            if h is not None and len(out) < k and h.chunk_id not in out:
+                out[h.chunk_id] = h
+        if len(out) >= min(k, lead + len(part_hits)):
+            break
+    for h in hits[lead:]:
+        if len(out) >= k:
+            break
+        out.setdefault(h.chunk_id, h)
+    return list(out.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -35,17 +36,20 @@ class Filters:
         return bool(self.sources or self.date_from or self.date_to)
 
 
-def of_outlets(filters: Filters | None, outlets: list[str]) -> Filters | None:
-    """`filters` narrowed to `outlets` (none: unchanged). Outlets the filters
-    already leave out stay out: the filters win."""
-    if not outlets:
-        return filters
-    if filters is None:
-        return Filters(sources=tuple(outlets))
-    if filters.sources:
-        kept = tuple(o for o in outlets if o.lower() in {s.lower() for s in filters.sources})
-        return replace(filters, sources=kept) if kept else filters
-    return replace(filters, sources=tuple(outlets))
+def narrowed(filters: Filters | None, outlets: Sequence[str] = (), days: Collection[str] = ()) -> Filters | None:
+    """`filters` narrowed to `outlets`, and to the one day of `days` when there is
+    exactly one (none: unchanged). What the filters already leave out stays out:
+    the reader's filters win."""
+    narrow = filters or Filters()
+    if outlets:
+        allowed = {s.lower() for s in narrow.sources}
+        kept = tuple(o for o in outlets if not allowed or o.lower() in allowed)
+        narrow = replace(narrow, sources=kept or narrow.sources)
+    if len(days) == 1:
+        (day,) = days
+        if (narrow.date_from or day)[:10] <= day <= (narrow.date_to or day)[:10]:
+            narrow = replace(narrow, date_from=day, date_to=day)
+    return narrow if narrow != (filters or Filters()) else filters
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ def test_multihop_scoring_matches_the_official_rules():
     assert result["hits@10"] == 0.5 and result["hits@4"] == 0.5
     assert result["mrr@10"] == 0.25  # (1/2 + 0) / 2
     assert result["map@10"] == round(((1 / 2 + 2 / 5) / 2) / 2, 4)
+    assert result["all_evidence@10"] == 0.5  # q1 has both facts in its top 10, q2 none
     assert result["citation_hit_rate"] == 0.5
     assert (result["abstain_precision"], result["abstain_recall"]) == (1.0, 1.0)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.parts import parts, pick_per_part
-from rag.retrieve import Filters, of_outlets
+from rag.parts import parts, pick_per_part, with_parts
+from rag.retrieve import Filters, narrowed
 
 LONG = (
     "Which company, known for its Prime-themed sale day as reported by Wired and its dominance in the "
@@ -107,16 +107,17 @@ def test_pick_per_part_keeps_to_the_outlet_a_part_names():
     assert pick_per_part([], np.zeros((2, 0))) == []
 
 
-def test_of_outlets_narrows_and_never_widens_the_filters():
-    assert of_outlets(None, []) is None
-    assert of_outlets(None, ["Wired"]) == Filters(sources=("Wired",))
+def test_narrowed_to_a_parts_outlet_and_day_never_widens_the_filters():
+    assert narrowed(None) is None
+    assert narrowed(None, ["Wired"]) == Filters(sources=("Wired",))
     dated = Filters(date_from="2023-10-01")
-    assert of_outlets(dated, ["Wired"]) == Filters(sources=("Wired",), date_from="2023-10-01")
+    assert narrowed(dated, ["Wired"]) == Filters(sources=("Wired",), date_from="2023-10-01")
     only_verge = Filters(sources=("The Verge",))
-    assert of_outlets(only_verge, ["Wired"]) == only_verge  # the reader's filter wins
-    assert of_outlets(Filters(sources=("wired", "The Verge")), ["Wired"]) == Filters(
-        sources=("Wired",)
-    )
+    assert narrowed(only_verge, ["Wired"]) == only_verge  # the reader's filter wins
+    assert narrowed(Filters(sources=("wired", "The Verge")), ["Wired"]) == Filters(sources=("Wired",))
+    assert narrowed(None, [], {"2023-10-07"}) == Filters(date_from="2023-10-07", date_to="2023-10-07")
+    assert narrowed(None, [], {"2023-10-07", "2023-10-09"}) is None  # two days: no one day to keep to
+    assert narrowed(dated, [], {"2023-09-30"}) is dated  # a day the reader's dates leave out
 
 
 ARTICLES = {
@@ -191,3 +192,19 @@ def test_each_clause_of_a_question_gets_its_own_article(crypto):
     assert not cited & {"weather.txt", "phones.txt"}
     assert [g.source for g in answer.groups][:2] == ["Tech Daily", "Money Times"]
     assert "Bankman-Fried" in answer.text
+
+
+class Chunk:
+    def __init__(self, chunk_id):
+        self.chunk_id = chunk_id
+
+
+def test_passages_lead_with_the_question_then_each_parts_best():
+    hits = [Chunk(i) for i in (1, 2, 3, 4, 5, 6)]
+    part_hits = [[Chunk(9), Chunk(2)], [Chunk(1), Chunk(8)], [Chunk(7)]]
+    shown = [h.chunk_id for h in with_parts(hits, part_hits, k=6, lead=2)]
+    # The question's best two, then each part's best not shown yet (part 2's best,
+    # chunk 1, is shown: its next one comes in the next round), then the rest.
+    assert shown == [1, 2, 9, 7, 8, 3]
+    assert [h.chunk_id for h in with_parts(hits, part_hits, k=3, lead=2)] == [1, 2, 9]
+    assert [h.chunk_id for h in with_parts(hits, [], k=3)] == [1, 2, 3]

@@ -420,17 +420,23 @@ class Answerer:
     def _direct(self, evidence: Evidence, citations: list[Citation]) -> str:
         """The name, date or number asked for, when the best sentence holds exactly
         one of that kind (or, for a name the question's articles should share, when
-        the cited sentences agree on one)."""
+        the cited sentences agree on one); a name as whole as the sentences read
+        write it ("Sam Altman", not "Altman")."""
         if evidence.asks is None or not citations:
             return ""
-        if evidence.asks == cues.NAME and evidence.several:
-            shared = cues.common_name([c.sentence for c in citations], evidence.question)
-            if shared:
-                return shared
+        read = [c.text for c in evidence.sentences]
+        name = evidence.asks == cues.NAME
+        found = ""
+        if name and evidence.several:
+            found = cues.common_name([c.sentence for c in citations], evidence.question) or ""
         best = evidence.sentences[0]
-        if not any(c.article_id == best.sentence.article_id and c.start == best.sentence.start for c in citations):
-            return ""
-        return cues.direct_answer(best.text, evidence.asks, evidence.question) or ""
+        if not found and any(c.article_id == best.sentence.article_id and c.start == best.sentence.start for c in citations):
+            found = cues.direct_answer(best.text, evidence.asks, evidence.question) or ""
+        if not found and name and self.vote_articles:
+            # No one sentence says it: the name the best articles share, if any.
+            tops = best_per_article(evidence.sentences)[: self.vote_articles]
+            found = cues.common_name([c.text for c in tops], evidence.question) or ""
+        return cues.full_name(found, read) if found and name else found
 
     def _per_source(self, evidence: Evidence) -> tuple[list[Citation], list[SourceGroup]]:
         """The best sentence of each needed article, grouped by outlet (`rag.sources`)."""

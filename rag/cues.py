@@ -131,15 +131,52 @@ def question_words(question: str) -> set[str]:
     return {w.lower().strip(".'\u2019s") for w in re.findall(r"[\w'\u2019.-]+", question)}
 
 
+_PERSON = re.compile(
+    r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\bwho\b|\b(which|what) (individual|person|people|player|athlete|"
+    r"executive|ceo|founder|artist|author|leader|official|politician|figure|singer|actor|actress|coach|quarterback)\b",
+    re.I,
+)
+_ACRONYM = re.compile(r"^[A-Z0-9&.-]+$")
+
+
+def asks_for_person(question: str) -> bool:
+    """"Who ...", "Which individual ...": the name asked for is a person's."""
+    return bool(_PERSON.search(question))
+
+
+def full_name(name: str, texts: Sequence[str]) -> str:
+    """The longest way `texts` write `name`: "Altman" -> "Sam Altman" when a text
+    says "Sam Altman" (a reader, and a search for the name, want it whole)."""
+    longest = name
+    for text in texts:
+        for found in names_in(text, set()):
+            found = re.split(r"['\u2019]s\s+", found)[-1]  # "OpenAI's Sam Altman": Sam Altman
+            if len(found) > len(longest) and re.search(r"(?<![\w-])" + re.escape(name) + r"$", found):
+                longest = found
+    return longest
+
+
 def common_name(texts: Sequence[str], question: str) -> str | None:
     """The name most of `texts` share that the question does not say, when more
     than one of them holds it and no other name is as common: the thing several
-    articles agree on ("Which company ... according to Engadget and Wired?")."""
+    articles agree on ("Which company ... according to Engadget and Wired?").
+    A text that writes the name in full ("Sam Bankman-Fried") and one that writes
+    the last name only ("Bankman-Fried") agree; for a person ("Who ...") an
+    acronym ("FTX", "SEC") is not a candidate."""
     said = question_words(question)
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(set(names_in(text, said)))
-    ranked = counts.most_common(2)
+    person = asks_for_person(question)
+    holders: dict[str, set[int]] = {}
+    for i, text in enumerate(texts):
+        for name in set(names_in(text, said)):
+            if person and _ACRONYM.match(name):
+                continue
+            holders.setdefault(name, set()).add(i)
+    # A short name counts for the longest full form of it that some text holds.
+    merged: dict[str, set[int]] = {}
+    for name, where in holders.items():
+        whole = max((n for n in holders if n.endswith(" " + name)), key=len, default=name)
+        merged.setdefault(whole, set()).update(where)
+    ranked = Counter({name: len(where) for name, where in merged.items()}).most_common(2)
     if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
         return None
     return ranked[0][0]

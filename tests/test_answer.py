@@ -333,6 +333,14 @@ def test_answer_type_cues():
     assert cues.direct_answer("Forty workshops and 3 stages opened.", cues.NUMBER, "How many workshops opened?") is None
     assert cues.common_name(["Google sued.", "Google won, Epic said.", "Epic lost."], "Which company?") is None  # a tie
     assert cues.common_name(["Google sued.", "Google won, Epic said.", "It lost."], "Which company?") == "Google"
+    # The last name alone and the whole name agree, and the whole name is given;
+    # for a person, an acronym is not a candidate.
+    texts = ["FTX collapsed; Sam Bankman-Fried was charged.", "FTX fell and Bankman-Fried was tried.", "FTX paid."]
+    assert cues.common_name(texts, "Who founded the exchange?") == "Sam Bankman-Fried"
+    assert cues.common_name(texts, "Which company collapsed?") == "FTX"
+    assert cues.full_name("Altman", ["Altman spoke.", "OpenAI's Sam Altman was fired."]) == "Sam Altman"
+    assert cues.full_name("Altman", ["Altman spoke."]) == "Altman"
+    assert cues.full_name("Man", ["Sam Altman spoke."]) == "Man"  # a whole word only
 
 
 def test_direct_answer_is_shown_first_in_bold(pipeline):

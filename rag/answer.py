@@ -20,8 +20,10 @@ import Stemmer
 
 from rag import cues
 from rag.chunk import Sentence
-from rag.cues import STOPWORDS, WORD, coverage, leans_back, previous_key, weighted_overlap
+from rag.context import with_context
+from rag.cues import STOPWORDS, WORD, coverage, previous_key, weighted_overlap
 from rag.embed import Embedder
+from rag.evidence import Evidence, ScoredSentence
 from rag.followup import Turn, contextual_query, not_repeated
 from rag.parts import parts, pick_per_part, with_outlets, with_parts
 from rag.retrieve import Filters, Hit, Retriever, mentioned_dates, narrowed
@@ -138,73 +140,6 @@ def _public(fields: dict) -> dict:
     return {("file" if key == "path" else key): value for key, value in fields.items()}
 
 
-@dataclass
-class ScoredSentence:
-    """A candidate sentence of an answer, the passage it was found in, and how well
-    it matches the question (filled in by `Answerer.evidence`)."""
-
-    sentence: Sentence
-    """Offsets are of the part inside the passage: a passage may hold only a piece
-    of an over-long sentence, and that piece is what gets cited."""
-    hit: Hit
-    vector: np.ndarray
-    """The sentence's unit vector from the build."""
-    score: float = 0.0
-    """similarity + `Answerer.overlap_weight` x weighted word overlap."""
-    similarity: float = 0.0
-    """Cosine similarity to the question."""
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """(article id, position): which sentence of which article."""
-        return self.sentence.article_id, self.sentence.position
-
-    @property
-    def text(self) -> str:
-        return self.sentence.text
-
-
-@dataclass
-class Evidence:
-    """What an answer is made of: the passages, and their sentences best first."""
-
-    question: str
-    query: str
-    passages: list[Hit]
-    sentences: list[ScoredSentence]
-    confidence: float
-    abstain: bool
-    outlets: list[str] = field(default_factory=list)
-    """Outlets the question names, in its order."""
-    days: set[str] = field(default_factory=set)
-    """Days the question names (ISO)."""
-    several: bool = False
-    """The question needs several sources (`rag.sources.needs_several`)."""
-    asks: str | None = None
-    """What the question asks for (`rag.cues.asks_for`)."""
-    unknown_outlets: list[str] = field(default_factory=list)
-    """Outlets the question cites that no indexed article comes from."""
-    parts: list[str] = field(default_factory=list)
-    """The clauses of a question that needs several sources (`rag.parts`), when it has more than one."""
-    part_scores: np.ndarray | None = None
-    """How well each sentence of `sentences` matches each part: (parts, sentences)."""
-    part_eligible: np.ndarray | None = None
-    """(parts, sentences): the sentences of the outlet a part names."""
-
-    def abstention(self, mode: str = "extractive") -> Answer:
-        missing = " or ".join(self.unknown_outlets)
-        return Answer(
-            question=self.question,
-            text=NOT_FOUND,
-            abstained=True,
-            passages=self.passages,
-            query=self.query,
-            confidence=self.confidence,
-            mode=mode,
-            notice=f"The index holds no article from {missing}, which the question cites." if missing else "",
-        )
-
-
 def citation(n: int, scored: ScoredSentence) -> Citation:
     hit, sentence = scored.hit, scored.sentence
     return Citation(
@@ -219,6 +154,22 @@ def citation(n: int, scored: ScoredSentence) -> Citation:
         start=sentence.start,
         end=sentence.end,
         score=scored.score,
+    )
+
+
+def refusal(evidence: Evidence, mode: str = "extractive") -> Answer:
+    """The answer that says the indexed articles do not hold it (and, when the
+    question cites an outlet the index lacks, says which)."""
+    missing = " or ".join(evidence.unknown_outlets)
+    return Answer(
+        question=evidence.question,
+        text=NOT_FOUND,
+        abstained=True,
+        passages=evidence.passages,
+        query=evidence.query,
+        confidence=evidence.confidence,
+        mode=mode,
+        notice=f"The index holds no article from {missing}, which the question cites." if missing else "",
     )
 
 
@@ -393,7 +344,7 @@ class Answerer:
     def compose(self, evidence: Evidence) -> Answer:
         """The answer made of `evidence`: its best sentences, or by source, or a refusal."""
         if evidence.abstain:
-            return evidence.abstention()
+            return refusal(evidence)
         groups: list[SourceGroup] = []
         if evidence.several:
             citations, groups = self._per_source(evidence)
@@ -538,44 +489,4 @@ class Answerer:
     def _with_context(
         self, picked: list[ScoredSentence], candidates: list[ScoredSentence], limit: int | None = None
     ) -> list[ScoredSentence]:
-        """Each picked sentence that cannot stand alone comes with its antecedent,
-        best picks first, up to `max_with_context` sentences in all; then order
-        by article (best first) and position."""
-        by_key = {c.key: c for c in candidates}
-        chosen: dict[tuple[str, int], ScoredSentence] = {}
-        for c in picked:  # best first
-            group = [c]
-            if self.lend_context and leans_back(c.text):
-                antecedent = self._antecedent(c, by_key)
-                if antecedent is not None:
-                    group.insert(0, antecedent)
-            new = {g.key: g for g in group if g.key not in chosen}
-            if chosen and len(chosen) + len(new) > (limit or self.max_with_context):
-                continue  # a later pick may still fit
-            chosen.update(new)
-        article_order = {}
-        for c in picked:
-            article_order.setdefault(c.sentence.article_id, len(article_order))
-        return sorted(chosen.values(), key=lambda c: (article_order.get(c.sentence.article_id, 0), c.sentence.position))
-
-    def _antecedent(self, c: ScoredSentence, by_key: dict) -> ScoredSentence | None:
-        """The nearest earlier sentence (up to three back) that stands on its own:
-        for 'Ties soured after Erdogan refused to apologize for the attack', past
-        'A pilot lost his life in the attack', to 'Turkey shot down a Russian jet'."""
-        found = None
-        article_id, at = c.key
-        for position in range(at - 1, max(at - 4, -1), -1):
-            found = by_key.get((article_id, position)) or self._sentence(c, position)
-            if found is None or not leans_back(found.text):
-                break
-        return found
-
-    def _sentence(self, like: ScoredSentence, position: int) -> ScoredSentence | None:
-        """Sentence `position` of `like`'s article, scored as `like` (it comes as its context)."""
-        article_id = like.sentence.article_id
-        rows = self.store.sentences(article_id, position, position)
-        if not rows:
-            return None
-        row = rows[0]
-        text = self.store.article_text(article_id)[row.start : row.end]
-        return ScoredSentence(Sentence(article_id, position, row.start, row.end, text), like.hit, row.vector, score=like.score)
+        return with_context(picked, candidates, self.store, limit or self.max_with_context, self.lend_context)

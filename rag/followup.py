@@ -35,7 +35,7 @@ class Turn:
 
 
 class Said(Protocol):
-    """What a scored sentence must offer (`rag.answer.ScoredSentence`)."""
+    """What a scored sentence must offer (`rag.evidence.ScoredSentence`)."""
 
     score: float
 

@@ -23,19 +23,11 @@ from dataclasses import replace
 
 import tiktoken
 
-from rag.answer import (
-    NOT_FOUND,
-    Answer,
-    Answerer,
-    Claim,
-    Evidence,
-    ScoredSentence,
-    Turn,
-    citation,
-)
+from rag.answer import NOT_FOUND, Answer, Answerer, Claim, Turn, citation, refusal
 from rag.chunk import SentenceSplitter
 from rag.cues import WORD
 from rag.embed import Embedder
+from rag.evidence import Evidence, ScoredSentence
 from rag.retrieve import Filters
 from rag.settings import DEFAULT_K, Settings
 
@@ -154,7 +146,7 @@ class LlmAnswerer:
     ) -> Iterator[str | Answer]:
         evidence = self.answerer.evidence(question, history, k, filters)
         if evidence.abstain:
-            yield evidence.abstention()
+            yield refusal(evidence)
             return
         sources = self.sources(evidence)
         messages = self.messages(evidence.question, sources)
@@ -171,7 +163,7 @@ class LlmAnswerer:
             yield self._fallback(evidence, "the LLM returned an empty answer")
             return
         if NO_ANSWER in text.lower():
-            yield evidence.abstention(mode="llm")
+            yield refusal(evidence, mode="llm")
             return
         claims = self.verifier(text, {n: s.text for n, s in sources.items()})
         if not any(c.citations for c in claims):

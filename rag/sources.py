@@ -26,7 +26,7 @@ COMPARISON = re.compile(
 
 
 class Candidate(Protocol):
-    """What a scored sentence must offer (`rag.answer.ScoredSentence`)."""
+    """What a scored sentence must offer (`rag.evidence.ScoredSentence`)."""
 
     score: float
 

@@ -1,0 +1,67 @@
+"""What an answer is made of: the candidate sentences of the retrieved passages,
+each scored against the question (`Answerer.evidence` fills them in), and what the
+question asks for. `Answerer.compose` turns it into an answer; the LLM answerer
+reuses the same evidence for its sources and its fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.chunk import Sentence
+from rag.retrieve import Hit
+
+
+@dataclass
+class ScoredSentence:
+    """A candidate sentence of an answer, the passage it was found in, and how well
+    it matches the question (filled in by `Answerer.evidence`)."""
+
+    sentence: Sentence
+    """Offsets are of the part inside the passage: a passage may hold only a piece
+    of an over-long sentence, and that piece is what gets cited."""
+    hit: Hit
+    vector: np.ndarray
+    """The sentence's unit vector from the build."""
+    score: float = 0.0
+    """similarity + `Answerer.overlap_weight` x weighted word overlap."""
+    similarity: float = 0.0
+    """Cosine similarity to the question."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(article id, position): which sentence of which article."""
+        return self.sentence.article_id, self.sentence.position
+
+    @property
+    def text(self) -> str:
+        return self.sentence.text
+
+
+@dataclass
+class Evidence:
+    """What an answer is made of: the passages, and their sentences best first."""
+
+    question: str
+    query: str
+    passages: list[Hit]
+    sentences: list[ScoredSentence]
+    confidence: float
+    abstain: bool
+    outlets: list[str] = field(default_factory=list)
+    """Outlets the question names, in its order."""
+    days: set[str] = field(default_factory=set)
+    """Days the question names (ISO)."""
+    several: bool = False
+    """The question needs several sources (`rag.sources.needs_several`)."""
+    asks: str | None = None
+    """What the question asks for (`rag.cues.asks_for`)."""
+    unknown_outlets: list[str] = field(default_factory=list)
+    """Outlets the question cites that no indexed article comes from."""
+    parts: list[str] = field(default_factory=list)
+    """The clauses of a question that needs several sources (`rag.parts`), when it has more than one."""
+    part_scores: np.ndarray | None = None
+    """How well each sentence of `sentences` matches each part: (parts, sentences)."""
+    part_eligible: np.ndarray | None = None
+    """(parts, sentences): the sentences of the outlet a part names."""

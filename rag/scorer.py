@@ -57,6 +57,10 @@ FEATURES = (
 )
 """The columns `features` computes, in order (the weights file must list the same)."""
 
+ANSWERABLE = ("best_similarity", "best_coverage", "best_logit")
+"""What `Scorer.answerable` weighs: the question's best similarity and word
+coverage (as the old confidence did) and the log-odds of its best candidate."""
+
 
 @dataclass(frozen=True)
 class ScorerWeights:
@@ -66,11 +70,14 @@ class ScorerWeights:
     coef: np.ndarray
     intercept: float
     abstain_below: float
-    """Refuse when the best candidate's probability is below this (chosen on the
-    development data to refuse <= 1 % of answerable questions)."""
+    """Refuse when `Scorer.answerable` is below this (chosen on the development
+    data to refuse <= 1 % of answerable questions of each data set)."""
     keep_ratio: float
     """Suggested picking rule: keep further sentences whose probability is at
     least this share of the best one's."""
+    answerable_coef: np.ndarray
+    """Question-level logistic regression over `ANSWERABLE` (`Scorer.answerable`)."""
+    answerable_intercept: float
 
     @classmethod
     def load(cls, path: Path | str = WEIGHTS) -> ScorerWeights:
@@ -80,12 +87,20 @@ class ScorerWeights:
             data = json.loads(path.read_text(encoding="utf-8"))
             names = tuple(data["features"])
             coef = np.asarray(data["coef"], dtype=np.float64)
-            weights = cls(names, coef, float(data["intercept"]), float(data["abstain_below"]), float(data["keep_ratio"]))
+            weights = cls(
+                names,
+                coef,
+                float(data["intercept"]),
+                float(data["abstain_below"]),
+                float(data["keep_ratio"]),
+                np.asarray(data["answerable_coef"], dtype=np.float64),
+                float(data["answerable_intercept"]),
+            )
         except FileNotFoundError:
             raise FileNotFoundError(f"{path} is missing (it ships with the rag-news package: reinstall it)") from None
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a scorer weights file ({e!r})") from None
-        if names != FEATURES or coef.shape != (len(FEATURES),):
+        if names != FEATURES or coef.shape != (len(FEATURES),) or weights.answerable_coef.shape != (len(ANSWERABLE),):
             raise ValueError(f"{path}: its features {list(names)} do not match rag.scorer.FEATURES {list(FEATURES)}")
         return weights
 
@@ -96,6 +111,9 @@ class ScorerWeights:
             "intercept": round(self.intercept, 8),
             "abstain_below": round(self.abstain_below, 6),
             "keep_ratio": round(self.keep_ratio, 4),
+            "answerable": list(ANSWERABLE),
+            "answerable_coef": [round(float(c), 8) for c in self.answerable_coef],
+            "answerable_intercept": round(self.answerable_intercept, 8),
         }
 
 
@@ -177,8 +195,23 @@ def features(
     return table
 
 
+def answerable_features(table: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """The `ANSWERABLE` values of one question from its candidates' features and probabilities."""
+    if table.shape[0] == 0:
+        return np.array([0.0, 0.0, -20.0])
+    best = float(np.clip(probabilities.max(), 1e-9, 1 - 1e-9))
+    at = {name: i for i, name in enumerate(FEATURES)}
+    return np.array([table[0, at["best_similarity"]], table[0, at["best_coverage"]], math.log(best / (1 - best))])
+
+
+def _sigmoid(z: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
 class Scorer:
-    """`Scorer(weights)(table)` -> the probability that each candidate answers."""
+    """`Scorer(weights)(table)` -> the probability that each candidate answers;
+    `Scorer.answerable(table, probabilities)` -> that any of them does (refuse
+    below `weights.abstain_below`)."""
 
     def __init__(self, weights: ScorerWeights | None = None):
         self.weights = weights or ScorerWeights.load()
@@ -186,5 +219,15 @@ class Scorer:
     def __call__(self, table: np.ndarray) -> np.ndarray:
         if table.shape[0] == 0:
             return np.zeros(0)
-        z = table @ self.weights.coef + self.weights.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return _sigmoid(table @ self.weights.coef + self.weights.intercept)
+
+    def answerable(self, table: np.ndarray, probabilities: np.ndarray) -> float:
+        """The probability that the question is answered by one of these candidates
+        (0 when there are none). Trained on which development questions have an
+        answer, so the best candidate's probability (how it compares with its
+        neighbours) and the question's best similarity and coverage (how close
+        anything came) both count."""
+        if table.shape[0] == 0:
+            return 0.0
+        z = answerable_features(table, probabilities) @ self.weights.answerable_coef
+        return float(_sigmoid(z + self.weights.answerable_intercept))

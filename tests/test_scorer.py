@@ -65,6 +65,12 @@ def test_weights_for_other_features_are_refused_naming_the_file(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"scorer\.json.*do not match"):
         ScorerWeights.load(path)
+    data = json.loads(WEIGHTS.read_text())
+    data["answerable_coef"] = data["answerable_coef"][:-1]
+    path = tmp_path / "scorer.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"scorer\.json.*do not match"):
+        ScorerWeights.load(path)
     path.write_text("{}")
     with pytest.raises(ValueError, match=r"scorer\.json"):
         ScorerWeights.load(path)
@@ -89,21 +95,27 @@ def test_the_answering_sentence_scores_above_its_neighbours(embedder, question, 
     assert int(np.argmax(probs)) == answer, probs
 
 
-def test_an_off_topic_question_gets_lower_probabilities_than_an_answered_one(embedder):
+def test_an_off_topic_question_is_refused_and_an_answered_one_is_not(embedder):
     scorer = Scorer()
-    answered = scorer(table_for("Who founded the glass festival in Lyon?", ARTICLE, embedder)).max()
-    off_topic = scorer(table_for("What is the boiling point of liquid nitrogen?", ARTICLE, embedder)).max()
-    assert off_topic < answered
-    assert off_topic < 0.5
+    answered = table_for("Who founded the glass festival in Lyon?", ARTICLE, embedder)
+    off_topic = table_for("What is the boiling point of liquid nitrogen?", ARTICLE, embedder)
+    assert scorer(off_topic).max() < scorer(answered).max()
+    p_answered = scorer.answerable(answered, scorer(answered))
+    p_off_topic = scorer.answerable(off_topic, scorer(off_topic))
+    assert 0.0 <= p_off_topic < scorer.weights.abstain_below <= p_answered <= 1.0
 
 
 def test_no_candidates_give_no_probabilities():
     table = features("Who founded it?", [], set(), [], [], [], [], [], [], [], [], [])
     assert table.shape == (0, len(FEATURES))
-    assert Scorer()(table).shape == (0,)
+    scorer = Scorer()
+    assert scorer(table).shape == (0,)
+    assert scorer.answerable(table, scorer(table)) == 0.0
 
 
 def test_one_candidate_gets_one_probability(embedder):
-    probs = Scorer()(table_for("Who founded the glass festival in Lyon?", ARTICLE[2:3], embedder))
+    table = table_for("Who founded the glass festival in Lyon?", ARTICLE[2:3], embedder)
+    probs = Scorer()(table)
     assert probs.shape == (1,)
     assert 0.0 <= probs[0] <= 1.0
+    assert 0.0 <= Scorer().answerable(table, probs) <= 1.0

@@ -30,7 +30,7 @@ from rag.cues import leans_back, weighted_overlap
 WEIGHTS = Path(__file__).resolve().parent / "data" / "scorer.json"
 """The shipped weights (pyproject `package-data`)."""
 
-FEATURES = (
+_BASE = (
     "similarity",
     "overlap",
     "overlap_before",
@@ -55,7 +55,12 @@ FEATURES = (
     "best_coverage",
     "best_similarity",
 )
-"""The columns `features` computes, in order (the weights file must list the same)."""
+FEATURES = (*_BASE, *(f"{name} x outlet named" for name in _BASE), "outlet named")
+"""The columns `features` computes, in order (the weights file must list the same).
+A question that names outlets (MultiHop-RAG's "according to TechCrunch and
+Wired") weighs them differently: every feature comes again, multiplied by
+whether the question names one (MultiHop-RAG dev first pick 0.528 -> 0.552
+under cross-validation, SQuAD 0.790 -> 0.787)."""
 
 ANSWERABLE = ("best_similarity", "best_coverage", "best_logit")
 """What `Scorer.answerable` weighs: the question's best similarity and word
@@ -146,6 +151,32 @@ def features(
     n = len(texts)
     if n == 0:
         return np.zeros((0, len(FEATURES)))
+    table = _base_features(
+        question, similarities, asked, words, before, texts, chunk_ranks, hit_similarities,
+        article_ids, positions, sources, published, outlets, days, asks,
+    )
+    named = np.full((n, 1), float(bool(outlets)))
+    return np.hstack([table, table * named, named])
+
+
+def _base_features(
+    question: str,
+    similarities: Sequence[float],
+    asked: set[str],
+    words: Sequence[set[str]],
+    before: Sequence[set[str]],
+    texts: Sequence[str],
+    chunk_ranks: Sequence[int],
+    hit_similarities: Sequence[float],
+    article_ids: Sequence[str],
+    positions: Sequence[int],
+    sources: Sequence[str],
+    published: Sequence[str],
+    outlets: Sequence[str],
+    days: set[str] | frozenset[str],
+    asks: str | None,
+) -> np.ndarray:
+    n = len(texts)
     sim = np.asarray(similarities, dtype=np.float64)
     own = np.asarray(weighted_overlap(asked, list(words), [set()] * n, 0.0))
     with_before = np.asarray(weighted_overlap(asked, list(words), list(before), 1.0))
@@ -162,7 +193,7 @@ def features(
     cover = np.array([len(asked & (w | b)) / len(asked) if asked else 0.0 for w, b in zip(words, before)])
     said = cues.question_words(question)
     named = {o.lower() for o in outlets}
-    table = np.zeros((n, len(FEATURES)))
+    table = np.zeros((n, len(_BASE)))
     for i, text in enumerate(texts):
         holds = asks is not None and cues.holds(text, asks, said)
         source = sources[i].lower()

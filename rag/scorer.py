@@ -112,13 +112,13 @@ class ScorerWeights:
     def to_json(self) -> dict:
         return {
             "features": list(self.names),
-            "coef": [round(float(c), 8) for c in self.coef],
-            "intercept": round(self.intercept, 8),
+            "coef": [round(float(c), 6) for c in self.coef],
+            "intercept": round(self.intercept, 6),
             "abstain_below": round(self.abstain_below, 6),
             "keep_ratio": round(self.keep_ratio, 4),
             "answerable": list(ANSWERABLE),
-            "answerable_coef": [round(float(c), 8) for c in self.answerable_coef],
-            "answerable_intercept": round(self.answerable_intercept, 8),
+            "answerable_coef": [round(float(c), 6) for c in self.answerable_coef],
+            "answerable_intercept": round(self.answerable_intercept, 6),
         }
 
 

@@ -10,8 +10,9 @@ number the question asks for, and whether its outlet or day is one the question
 names. A cross-encoder was measured too slow on 2 CPU cores (~45 ms a pair); this
 is one small matmul per question. The weights are trained on the development
 files by `training/train_scorer.py` (model card: `training/SCORER.md`) and ship
-as `rag/data/scorer.json`; the probabilities are calibrated on that data, so a
-threshold on the best one can refuse (`ScorerWeights.abstain_below`).
+as `rag/data/scorer.json`. A second, question-level regression stacked on the
+first (`Scorer.answerable`) says whether any candidate answers; below
+`ScorerWeights.abstain_below` the answer refuses.
 """
 
 from __future__ import annotations
@@ -149,6 +150,14 @@ def features(
     number in its article; `sources` / `published`: its article's outlet and date;
     `outlets` / `days` / `asks`: what the question names and asks for."""
     n = len(texts)
+    per_candidate = {
+        "similarities": similarities, "words": words, "before": before, "chunk_ranks": chunk_ranks,
+        "hit_similarities": hit_similarities, "article_ids": article_ids, "positions": positions,
+        "sources": sources, "published": published,
+    }
+    for name, values in per_candidate.items():
+        if len(values) != n:
+            raise ValueError(f"features: {name} has {len(values)} values for {n} candidate texts")
     if n == 0:
         return np.zeros((0, len(FEATURES)))
     table = _base_features(

@@ -119,3 +119,9 @@ def test_one_candidate_gets_one_probability(embedder):
     assert probs.shape == (1,)
     assert 0.0 <= probs[0] <= 1.0
     assert 0.0 <= Scorer().answerable(table, probs) <= 1.0
+
+
+def test_candidate_columns_of_different_lengths_are_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="chunk_ranks has 1 values for 2 candidate texts"):
+        features("Who?", [0.5, 0.4], set(), [set(), set()], [set(), set()], ["A.", "B."], [0],
+                 [0.5, 0.5], ["a", "a"], [0, 1], ["X", "X"], ["", ""])

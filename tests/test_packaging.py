@@ -36,9 +36,8 @@ def test_offtopic_questions_ship_in_the_wheel(tmp_path):
     assert "rag/data/offtopic_questions.txt" in names
     questions = zipfile.ZipFile(wheel).read("rag/data/offtopic_questions.txt").decode().splitlines()
     assert len([q for q in questions if q.strip()]) == 30
-    # The sentence scorer's weights (rag/scorer.py) ship too, whole.
-    assert "rag/data/scorer.json" in names
-    assert zipfile.ZipFile(wheel).read("rag/data/scorer.json") == (ROOT / "rag" / "data" / "scorer.json").read_bytes()
+    # The sentence-scorer experiment (training/) is not part of the package.
+    assert not any(name.startswith("training/") for name in names)
 
 
 def test_eval_refuses_to_run_without_the_offtopic_questions(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""The trained sentence scorer (rag/scorer.py): shipped weights, features, probabilities."""
+"""The trained sentence scorer (training/scorer.py): shipped weights, features, probabilities."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import Stemmer
 
 from rag.cues import STOPWORDS, WORD, asks_for
-from rag.scorer import FEATURES, WEIGHTS, Scorer, ScorerWeights, features
+from training.scorer import FEATURES, WEIGHTS, Scorer, ScorerWeights, features
 
 STEM = Stemmer.Stemmer("english").stemWord
 

@@ -1,5 +1,5 @@
-"""Train the sentence scorer (rag/scorer.py) on the development files and write
-its weights to rag/data/scorer.json.
+"""Train the sentence scorer (training/scorer.py) on the development files and write
+its weights to training/scorer.json.
 
     python -m training.train_scorer --candidates /tmp/scorer-cands      # reuse collected candidates
     python -m training.train_scorer --multihop-index /tmp/mh --squad-index /tmp/sq --candidates /tmp/c
@@ -27,8 +27,8 @@ from sklearn.model_selection import GroupKFold
 
 from rag.cues import STOPWORDS, WORD, previous_key
 from rag.evaluate import squash
-from rag.scorer import ANSWERABLE, FEATURES, ScorerWeights, answerable_features, features
 from training.figures import answerable, report
+from training.scorer import ANSWERABLE, FEATURES, ScorerWeights, answerable_features, features
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     p.add_argument("--multihop-folds", choices=("fact", "question"), default="fact",
                    help="group MultiHop-RAG questions by shared gold facts (default) or by question")
-    p.add_argument("--out", type=Path, default=ROOT / "rag" / "data" / "scorer.json")
+    p.add_argument("--out", type=Path, default=ROOT / "training" / "scorer.json")
     p.add_argument("--report", type=Path, help="write the figures here as JSON")
     args = p.parse_args(argv)
     t0 = time.time()

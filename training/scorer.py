@@ -10,7 +10,7 @@ number the question asks for, and whether its outlet or day is one the question
 names. A cross-encoder was measured too slow on 2 CPU cores (~45 ms a pair); this
 is one small matmul per question. The weights are trained on the development
 files by `training/train_scorer.py` (model card: `training/SCORER.md`) and ship
-as `rag/data/scorer.json`. A second, question-level regression stacked on the
+as `training/scorer.json`. A second, question-level regression stacked on the
 first (`Scorer.answerable`) says whether any candidate answers; below
 `ScorerWeights.abstain_below` the answer refuses.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from rag import cues
 from rag.cues import leans_back, weighted_overlap
 
-WEIGHTS = Path(__file__).resolve().parent / "data" / "scorer.json"
+WEIGHTS = Path(__file__).resolve().parent / "scorer.json"
 """The shipped weights (pyproject `package-data`)."""
 
 _BASE = (
@@ -107,7 +107,7 @@ class ScorerWeights:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a scorer weights file ({e!r})") from None
         if names != FEATURES or coef.shape != (len(FEATURES),) or weights.answerable_coef.shape != (len(ANSWERABLE),):
-            raise ValueError(f"{path}: its features {list(names)} do not match rag.scorer.FEATURES {list(FEATURES)}")
+            raise ValueError(f"{path}: its features {list(names)} do not match training.scorer.FEATURES {list(FEATURES)}")
         return weights
 
     def to_json(self) -> dict:

@@ -23,7 +23,7 @@ from rag.chunk import Sentence
 from rag.context import with_context
 from rag.cues import STOPWORDS, WORD, coverage, previous_key, weighted_overlap
 from rag.embed import Embedder
-from rag.evidence import Evidence, ScoredSentence
+from rag.evidence import Evidence, ScoredSentence, by_best_sentence
 from rag.followup import Turn, contextual_query, not_repeated
 from rag.parts import parts, pick_per_part, with_outlets, with_parts
 from rag.retrieve import Filters, Hit, Retriever, mentioned_dates, narrowed
@@ -223,7 +223,8 @@ class Answerer:
         question) comes from its own article (MultiHop-RAG dev, every needed article
         cited: comparison 0.703 -> 0.741, inference 0.225 -> 0.310). The passages
         shown are the whole question's best `part_lead`, then each part's best
-        (all evidence in the top 10: 0.415 -> 0.454).
+        (all evidence in the top 10: 0.415 -> 0.454). The passages read are shown
+        best sentence first (`rag.evidence.by_best_sentence`).
         `cue_penalty` (a sentence without the name, date or number asked for) and
         `name_bonus` (the name the best articles share) are off: each helped one
         data set and cost the other (docs/evaluation.md).
@@ -315,6 +316,7 @@ class Answerer:
             if part_scores is not None
             else None
         )
+        hits = by_best_sentence(hits[:read], ranked) + hits[read:]
         passages = with_parts(hits, part_hits, k, self.part_lead) if part_hits else hits[:k]
         return Evidence(
             question, query, passages, ranked, confidence, abstain, outlets, days, several, asks, unknown, clauses, part_scores, eligible

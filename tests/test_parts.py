@@ -208,3 +208,16 @@ def test_passages_lead_with_the_question_then_each_parts_best():
     assert shown == [1, 2, 9, 7, 8, 3]
     assert [h.chunk_id for h in with_parts(hits, part_hits, k=3, lead=2)] == [1, 2, 9]
     assert [h.chunk_id for h in with_parts(hits, [], k=3)] == [1, 2, 3]
+
+
+def test_passages_read_are_shown_best_sentence_first():
+    from rag.evidence import by_best_sentence
+
+    class Scored:
+        def __init__(self, chunk, score):
+            self.hit, self.score = Chunk(chunk), score
+
+    hits = [Chunk(i) for i in (1, 2, 3, 4)]
+    sentences = [Scored(3, 0.9), Scored(1, 0.8), Scored(3, 0.7), Scored(2, 0.5)]  # best first
+    assert [h.chunk_id for h in by_best_sentence(hits, sentences)] == [3, 1, 2, 4]
+    assert [h.chunk_id for h in by_best_sentence(hits, [])] == [1, 2, 3, 4]

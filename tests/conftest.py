@@ -3,11 +3,13 @@ a headless browser) and the plain helpers test modules import with `from conftes
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +22,11 @@ from rag.store import IndexStore
 
 # Gradio (test_ui, test_serve, test_llm's browser test) must not phone home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's upload cache, one per test process (set before Gradio is imported, which reads it
+# once): with `pytest -n 2` (scripts/test.sh) another worker's uploads must not show up in a
+# test that looks at what its own app stored (test_serve.py).
+os.environ["GRADIO_TEMP_DIR"] = _GRADIO_TEMP = tempfile.mkdtemp(prefix="rag-tests-gradio-")
+atexit.register(shutil.rmtree, _GRADIO_TEMP, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "putin-condoles-erdogan-2017-02-09.txt"
@@ -38,7 +45,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium driven by Playwright."""
+    """Debian's headless Chromium driven by Playwright. Per module, not per session: while
+    Playwright's sync API runs, its event loop blocks `asyncio.run` (test_guard.py)."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")

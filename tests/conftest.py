@@ -33,6 +33,24 @@ SAMPLE = ROOT / "corpus" / "putin-condoles-erdogan-2017-02-09.txt"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# The longest test files (each 30 s or more of a run on two shared cores, `--durations`),
+# longest first. Under `pytest -n` (scripts/test.sh gives each process whole files) they are
+# handed out first, so that no process is left alone with a long file at the end.
+LONG_FILES = (
+    "test_ui.py", "test_damage.py", "test_replicas.py", "test_crash.py", "test_serve.py",
+    "test_ray.py", "test_watch.py", "test_openai_api.py", "test_segment.py", "test_embed.py",
+    "test_dense_head.py", "test_pipeline.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: the LONG_FILES first, each file's tests in their order (a stable
+    sort, the same in every worker, as xdist requires). A plain run keeps the files' order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(LONG_FILES)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder()

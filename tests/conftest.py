@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from filelock import FileLock
 
 from rag.embed import Embedder
 from rag.settings import Settings
@@ -52,8 +53,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return Embedder()
+def embedder(tmp_path_factory) -> Embedder:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return Embedder()
+    # The test processes of `pytest -n` start together: where the model was never exported to
+    # ONNX (a fresh venv: the cache key has the model files' times), one exports it (~25 s of
+    # CPU) while the others wait, then read its export.
+    with FileLock(tmp_path_factory.getbasetemp().parent / "embedder.lock"):
+        return Embedder()
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -34,13 +34,13 @@ SAMPLE = ROOT / "corpus" / "putin-condoles-erdogan-2017-02-09.txt"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-# The longest test files (each 30 s or more of a run on two shared cores, `--durations`),
-# longest first. Under `pytest -n` (scripts/test.sh gives each process whole files) they are
-# handed out first, so that no process is left alone with a long file at the end.
+# The longest test files (30 s or more of `--durations` in a run of `pytest -n 2` on two shared
+# cores), longest first. Under `pytest -n` (scripts/test.sh gives each process whole files)
+# they are handed out first, so that no process is left alone with a long file at the end.
 LONG_FILES = (
-    "test_ui.py", "test_damage.py", "test_replicas.py", "test_crash.py", "test_serve.py",
-    "test_ray.py", "test_watch.py", "test_openai_api.py", "test_segment.py", "test_embed.py",
-    "test_dense_head.py", "test_pipeline.py",
+    "test_damage.py", "test_ui.py", "test_crash.py", "test_ray.py", "test_serve.py",
+    "test_replicas.py", "test_cli.py", "test_openai_api.py", "test_embed.py", "test_build.py",
+    "test_dense_head.py", "test_watch.py",
 )  # fmt: skip
 
 

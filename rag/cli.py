@@ -233,7 +233,6 @@ class _ProgressBars:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag import validate
-    from rag.retrieve import Filters
 
     settings = settings_from(args)
     # Every argument is checked before the model and index are loaded: a typo
@@ -246,6 +245,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"rag ask: {printable(str(err))}", file=sys.stderr)
         return EXIT_ERROR
     from rag.pipeline import Pipeline
+    from rag.retrieve import Filters
 
     pipeline = Pipeline(settings)
     for problem in pipeline.store.problems:

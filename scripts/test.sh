@@ -8,4 +8,8 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 bash scripts/setup.sh
 . .venv/bin/activate
-exec python -m pytest "$@"
+# Two test processes (pytest-xdist): most tests wait on subprocesses, servers and the browser
+# more than they compute. Each test file runs whole in one process, so a module's shared
+# server, cluster or browser starts once (the long files first: tests/conftest.py).
+# Arguments come after, so `bash scripts/test.sh -n 0` runs in one process.
+exec python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"

@@ -3,16 +3,19 @@ a headless browser) and the plain helpers test modules import with `from conftes
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from filelock import FileLock
 
 from rag.embed import Embedder
 from rag.settings import Settings
@@ -20,15 +23,44 @@ from rag.store import IndexStore
 
 # Gradio (test_ui, test_serve, test_llm's browser test) must not phone home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's upload cache, one per test process (set before Gradio is imported, which reads it
+# once): with `pytest -n 2` (scripts/test.sh) another worker's uploads must not show up in a
+# test that looks at what its own app stored (test_serve.py).
+os.environ["GRADIO_TEMP_DIR"] = _GRADIO_TEMP = tempfile.mkdtemp(prefix="rag-tests-gradio-")
+atexit.register(shutil.rmtree, _GRADIO_TEMP, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "putin-condoles-erdogan-2017-02-09.txt"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# The longest test files (30 s or more of `--durations` in a run of `pytest -n 2` on two shared
+# cores), longest first. Under `pytest -n` (scripts/test.sh gives each process whole files)
+# they are handed out first, so that no process is left alone with a long file at the end.
+LONG_FILES = (
+    "test_damage.py", "test_ui.py", "test_crash.py", "test_ray.py", "test_serve.py",
+    "test_replicas.py", "test_cli.py", "test_openai_api.py", "test_embed.py", "test_build.py",
+    "test_dense_head.py", "test_watch.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: the LONG_FILES first, each file's tests in their order (a stable
+    sort, the same in every worker, as xdist requires). A plain run keeps the files' order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(LONG_FILES)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return Embedder()
+def embedder(tmp_path_factory) -> Embedder:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return Embedder()
+    # The test processes of `pytest -n` start together: where the model was never exported to
+    # ONNX (a fresh venv: the cache key has the model files' times), one exports it (~25 s of
+    # CPU) while the others wait, then read its export.
+    with FileLock(tmp_path_factory.getbasetemp().parent / "embedder.lock"):
+        return Embedder()
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +70,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium driven by Playwright."""
+    """Debian's headless Chromium driven by Playwright. Per module, not per session: while
+    Playwright's sync API runs, its event loop blocks `asyncio.run` (test_guard.py)."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")

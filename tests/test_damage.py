@@ -239,7 +239,9 @@ def test_stats_check_reads_every_byte_and_build_repairs_what_it_found(fresh, emb
     # What --check found is recorded: readers no longer use the file, and the
     # build it advises rewrites it (a quick look alone would still trust it).
     assert "health:     ok" not in rag("stats", "--index", index).stdout
-    assert any(path.name in problem for problem in cites(fresh, embedder).store.problems)
+    pipeline = cites(fresh, embedder)
+    assert any(path.name in problem for problem in pipeline.store.problems)
+    pipeline.close()  # else its snapshot, open until garbage-collected, holds the build's checkpoint 30 s
     report = Builder(fresh, embedder=embedder)()
     assert report.repaired == [path.name.removesuffix(".faiss")]
     assert "health:     ok" in rag("stats", "--index", index, "--check").stdout

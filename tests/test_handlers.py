@@ -4,12 +4,13 @@ a tmp folder (the sample article, a list file of two articles, one plain article
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import article_text
+from conftest import SAMPLE, article_text
 
 from rag.answer import Turn
 from rag.build import Builder
@@ -75,12 +76,26 @@ def handlers(settings: Settings, pipeline: Pipeline, allow_changes: bool = True)
     )
 
 
-@pytest.fixture
-def pipeline(settings: Settings, corpus: Path, embedder) -> Pipeline:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, embedder) -> Settings:
+    """The sample article, the festivals list file and a committee article, built once."""
+    root = tmp_path_factory.mktemp("handlers")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
     (corpus / "festivals.json").write_text(json.dumps(FESTIVALS), encoding="utf-8")
     (corpus / "committee.txt").write_text(article_text("water board"), encoding="utf-8")
-    report = Builder(settings, embedder=embedder)()
+    built = Settings(corpus_dir=corpus, index_dir=root / "index")
+    report = Builder(built, embedder=embedder)()
     assert report.added == 4, report.summary()
+    return built
+
+
+@pytest.fixture
+def pipeline(settings: Settings, corpus: Path, built: Settings, embedder) -> Pipeline:
+    """Each test's own copy of `built` (corpus files with their times, as the index recorded them)."""
+    shutil.copytree(built.corpus_dir, corpus, dirs_exist_ok=True)
+    shutil.copytree(built.index_dir, settings.index_dir)
     return Pipeline(settings, embedder=embedder)
 
 

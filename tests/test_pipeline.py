@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, article_text
 
+from rag import store as store_module
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -186,8 +187,11 @@ def test_index_built_with_another_backend_is_read_with_it(tmp_path):
     assert not pipeline.ask(QUESTION).abstained
 
 
-def test_refresh_from_many_threads_loads_once(index):
+def test_refresh_from_many_threads_loads_once(index, monkeypatch):
     pipeline = Pipeline(index, watch=False)  # its own watcher would be one more thread refreshing
+    # Unwatched, this pipeline keeps its old snapshot until refreshed below: the build's
+    # checkpoint would wait out the whole CHECKPOINT_WAIT_S (30 s) for it, in vain.
+    monkeypatch.setattr(store_module, "CHECKPOINT_WAIT_S", 0.2)
     (index.corpus_dir / "harbour.txt").write_text(article_text("harbour"))
     Builder(index, embedder=pipeline.embedder)()
     results = []

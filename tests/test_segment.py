@@ -64,6 +64,9 @@ def test_a_removed_article_is_never_found_and_compact_drops_it(settings, embedde
     hits = pipeline.retriever("What did the glacier committee discuss?", k=50)
     assert hits and all(h.article_id != "glacier.txt" for h in hits)
     answer_before = pipeline.ask("What did the harbour committee discuss?")
+    # Done with it: compact's checkpoint would otherwise wait 30 s for its snapshot to end
+    # (compact moves no `last_build`, so the pipeline's watcher has no build to load).
+    pipeline.close()
 
     assert compact(settings.index_dir) == (1, removed)
     store = assert_consistent(settings.index_dir)
@@ -105,8 +108,10 @@ def test_a_build_stopped_before_registering_its_segment_loses_nothing(settings, 
         with pytest.raises(KeyboardInterrupt):
             build(settings, embedder)
     # The committed article is searchable (its chunks are read from the database) ...
-    hits = Pipeline(settings, embedder=embedder).retriever("ferry committee agenda", k=5)
+    pipeline = Pipeline(settings, embedder=embedder)
+    hits = pipeline.retriever("ferry committee agenda", k=5)
     assert hits[0].article_id == "ferry.txt"
+    pipeline.close()  # else its snapshot, open until garbage-collected, holds the next build's checkpoint 30 s
     # ... and the next build writes its segment and deletes the orphaned files.
     report = build(settings, embedder)
     assert report.chunks_embedded == 0
@@ -234,7 +239,9 @@ def test_an_index_built_in_steps_scores_and_answers_as_one_built_at_once(tmp_pat
         assert np.allclose([found[k] for k in expected], list(expected.values()), rtol=1e-5)
 
     # The same index in one segment (same vectors: only the segments differ) answers alike.
-    answers = [Pipeline(settings, embedder=embedder).ask(q).to_dict() for q in questions]
+    before = Pipeline(settings, embedder=embedder)
+    answers = [before.ask(q).to_dict() for q in questions]
+    before.close()  # else compact's checkpoint waits 30 s for its snapshot (compact moves no build to load)
     compact(settings.index_dir)
     assert IndexStore(settings.index_dir).counts()["segments"] == 1
     assert [Pipeline(settings, embedder=embedder).ask(q).to_dict() for q in questions] == answers

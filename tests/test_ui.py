@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -416,19 +417,35 @@ def test_remove_article_deletes_its_file_and_rebuilds(page, app):
     assert all("Carrow Bay" not in a["title"] for a in pipeline.store.articles())
 
 
-def test_questions_are_answered_while_a_rebuild_runs(app):
+def test_questions_are_answered_while_a_rebuild_runs(app, monkeypatch):
     from conftest import article_text
     from gradio_client import Client
 
     url, settings, pipeline = app
-    (Path(settings.corpus_dir) / "long-harbour.txt").write_text(article_text("harbour dredging", n=1000))
+    (Path(settings.corpus_dir) / "long-harbour.txt").write_text(article_text("harbour dredging", n=40))
+    # The rebuild holds in its first batch of chunks until a question was answered meanwhile:
+    # on any machine, however fast, questions are asked while it runs (once a 2,000-sentence
+    # article had to take long enough, 20 s of embedding on two cores).
+    embedding, answered = threading.Event(), threading.Event()
+    embed = type(pipeline.embedder).embed
+
+    def held(self, texts, spans=None):
+        if spans is not None:  # the build's chunks; a question is embedded without spans
+            embedding.set()
+            assert answered.wait(TIMEOUT_MS / 1000), "no question was answered while the rebuild waited"
+        return embed(self, texts, spans)
+
+    monkeypatch.setattr(type(pipeline.embedder), "embed", held)
     client = Client(url, verbose=False, download_files=False)
     job = client.submit(api_name="/rebuild")
     during = 0
     while not job.done():
+        building = embedding.is_set()  # the rebuild is under way, held in its embedding
         answer = client.predict(QUESTION, api_name="/ask")
         assert any(c["sentence"].startswith(SOURED) for c in answer["citations"])
-        during += not job.done()
+        during += building and not job.done()
+        if during:
+            answered.set()
     report = job.result()
     assert report["added"] == 1 and report["reloaded"], report
     assert during >= 1, "no question was answered while the rebuild ran"

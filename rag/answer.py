@@ -282,8 +282,12 @@ class Answerer:
         # vector is pooled from the question's own pass, so it keeps the
         # question's topic ("… before his company's downfall").
         texts = [question] if query == question else [question, query]
-        vectors, span_vectors = self.embedder.embed(texts, [spans] + [[]] * (len(texts) - 1))
-        q, expanded, part_vectors = vectors[0], vectors[-1], span_vectors[0]
+        if spans:
+            vectors, span_vectors = self.embedder.embed(texts, [spans] + [[]] * (len(texts) - 1))
+            part_vectors = span_vectors[0]
+        else:
+            vectors, part_vectors = self.embedder(texts), np.zeros((0, 0), np.float32)
+        q, expanded = vectors[0], vectors[-1]
         read = self.read_chunks_several if several else self.read_chunks
         hits = self.retriever(query, k=max(k, read), filters=filters, query_vector=expanded[None])
         found = hits[:read]

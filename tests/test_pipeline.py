@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, article_text
 
-from rag import store as store_module
+from rag import database
 from rag.build import Builder
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -191,7 +191,7 @@ def test_refresh_from_many_threads_loads_once(index, monkeypatch):
     pipeline = Pipeline(index, watch=False)  # its own watcher would be one more thread refreshing
     # Unwatched, this pipeline keeps its old snapshot until refreshed below: the build's
     # checkpoint would wait out the whole CHECKPOINT_WAIT_S (30 s) for it, in vain.
-    monkeypatch.setattr(store_module, "CHECKPOINT_WAIT_S", 0.2)
+    monkeypatch.setattr(database, "CHECKPOINT_WAIT_S", 0.2)
     (index.corpus_dir / "harbour.txt").write_text(article_text("harbour"))
     Builder(index, embedder=pipeline.embedder)()
     results = []

@@ -202,7 +202,6 @@ class Answerer:
         lend_context: bool = True,
         part_chunks: int = 4,
         part_weight: float = 0.5,
-        fill_several: bool = True,
         part_lead: int = 3,
     ):
         """Defaults measured on the SQuAD and MultiHop-RAG dev data (docs/evaluation.md):
@@ -258,7 +257,6 @@ class Answerer:
         self.lend_context = lend_context
         self.part_chunks = part_chunks
         self.part_weight = part_weight
-        self.fill_several = fill_several
         self.part_lead = part_lead
         self._stem = Stemmer.Stemmer("english").stemWord
 
@@ -290,15 +288,18 @@ class Answerer:
         q, expanded = vectors[0], vectors[-1]
         read = self.read_chunks_several if several else self.read_chunks
         hits = self.retriever(query, k=max(k, read), filters=filters, query_vector=expanded[None])
-        found = hits[:read]
-        part_hits = []
         clause_outlets = [named_outlets(c, self.retriever.mentioned_sources(c)) for c in clauses]
-        for clause, own, vector in zip(clauses, clause_outlets, part_vectors):
+        part_hits = [
             # A part that names its outlet (or its day) searches that outlet's (day's) articles only.
-            text = with_outlets(clause, outlets, own)
-            only = narrowed(filters, own, mentioned_dates(clause))
-            part_hits.append(self.retriever(text, k=self.part_chunks, filters=only, query_vector=vector[None]))
-            found += part_hits[-1]
+            self.retriever(
+                with_outlets(clause, outlets, own),
+                k=self.part_chunks,
+                filters=narrowed(filters, own, mentioned_dates(clause)),
+                query_vector=vector[None],
+            )
+            for clause, own, vector in zip(clauses, clause_outlets, part_vectors)
+        ]
+        found = hits[:read] + [hit for found_by_part in part_hits for hit in found_by_part]
         candidates = self._candidates(found)
         asked = self._terms(question)
         words = {c.key: self._terms(c.text) for c in candidates}
@@ -314,12 +315,10 @@ class Answerer:
         if query != question:
             ranked = not_repeated(ranked, history, self.keep_ratio)
         abstain = confidence < self.abstain_below or bool(unknown)
-        part_scores = self._part_scores(clauses, part_vectors, ranked, words) if clauses and ranked else None
-        eligible = (
-            np.array([[c.hit.source.lower() in {o.lower() for o in own} for c in ranked] for own in clause_outlets])
-            if part_scores is not None
-            else None
-        )
+        part_scores = eligible = None
+        if clauses and ranked:
+            part_scores = self._part_scores(clauses, part_vectors, ranked, words)
+            eligible = np.array([[c.hit.source.lower() in {o.lower() for o in own} for c in ranked] for own in clause_outlets])
         hits = by_best_sentence(hits[:read], ranked) + hits[read:]
         passages = with_parts(hits, part_hits, k, self.part_lead) if part_hits else hits[:k]
         return Evidence(
@@ -405,8 +404,7 @@ class Answerer:
         )
         most = max(self.max_articles, len(first))
         picked, _ = pick_per_source(
-            ranked, outlet_of, day_of, evidence.outlets, evidence.days, most, self.several_keep, self.min_named,
-            first=first, fill=self.fill_several or not first,
+            ranked, outlet_of, day_of, evidence.outlets, evidence.days, most, self.several_keep, self.min_named, first
         )
         if self.several_context:
             picked = self._with_context(picked, ranked, limit=max(self.max_with_context, len(picked)))

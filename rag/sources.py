@@ -132,14 +132,13 @@ def pick_per_source(
     keep: float,
     min_named: float,
     first: Sequence[Candidate] = (),
-    fill: bool = True,
 ) -> tuple[list[Candidate], list[str]]:
     """The sentences of a multi-source answer, and the named outlets that had nothing.
 
     First the best sentence of each named outlet's best article (and of each named
     day's best article), when it scores at least `min_named` x the best sentence;
     then the best sentences of further articles that score at least `keep` x the
-    best, up to `max_articles` articles in all (with `fill`).
+    best, up to `max_articles` articles in all.
 
     `first`: sentences picked already (one per part of the question, `rag.parts`);
     a named outlet or day one of them comes from has its sentence."""
@@ -150,9 +149,9 @@ def pick_per_source(
     picked: list[Candidate] = list(first)
     missing = []
     for outlet in outlets:
-        own = [c for c in tops if outlet_of.get(c.key[0], "").lower() == outlet.lower()]
         if any(outlet_of.get(c.key[0], "").lower() == outlet.lower() for c in first):
             continue
+        own = [c for c in tops if outlet_of.get(c.key[0], "").lower() == outlet.lower()]
         if own and own[0].score >= best * min_named:
             if own[0] not in picked:
                 picked.append(own[0])
@@ -166,7 +165,7 @@ def pick_per_source(
             picked.append(own[0])
     if not picked:
         picked.append(tops[0])
-    for c in tops if fill else ():
+    for c in tops:
         if len(picked) >= max_articles or c.score < best * keep:
             break
         if c not in picked:

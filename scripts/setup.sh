@@ -17,6 +17,9 @@ if [ ! -f "$stamp" ]; then
     # The CPU build of torch first: anything else pulls a multi-GB CUDA build.
     python -m pip install -q --no-compile torch==2.13.0
     python -m pip install -q --no-compile -e ".[test]"
+    # Bytecode for what the project imports, written once even where the environment sets
+    # PYTHONDONTWRITEBYTECODE (each process would compile torch and Gradio again): see there.
+    python scripts/precompile.py
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

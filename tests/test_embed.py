@@ -3,6 +3,8 @@ safety, and a start-up that needs neither torch nor sentence-transformers once e
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from rag.embed import Embedder, resolve_model
+from rag.onnx_export import _export_folder, cached_export
 from rag.settings import DEFAULT_MODEL
 
 TEXTS = [
@@ -78,6 +81,27 @@ def test_cached_onnx_export_starts_without_torch(embedder):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_an_export_is_found_again_by_the_models_contents_not_its_file_times(tmp_path):
+    first = tmp_path / "one" / "model"
+    first.mkdir(parents=True)
+    (first / "config.json").write_text("{}")
+    (first / "weights.bin").write_bytes(b"weights")
+    cache = tmp_path / "cache"
+    assert cached_export(str(first), "onnx", cache) is None
+    folder = _export_folder(str(first), "onnx", cache)
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx")  # as exported_model leaves it
+    assert cached_export(str(first), "onnx", cache) == folder
+    # The same model installed again (a fresh venv): other file times, same contents.
+    again = tmp_path / "two" / "model"
+    shutil.copytree(first, again)
+    os.utime(again / "weights.bin", ns=(1, 1))
+    assert cached_export(str(again), "onnx", cache) == folder
+    assert cached_export(str(again), "onnx-int8", cache) is None
+    (again / "weights.bin").write_bytes(b"weightz")  # same size, other contents
+    assert cached_export(str(again), "onnx", cache) is None
 
 
 def test_unknown_backend_is_refused():

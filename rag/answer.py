@@ -384,14 +384,16 @@ class Answerer:
         name = evidence.asks == cues.NAME
         found = ""
         if name and evidence.several:
-            found = cues.common_name([c.sentence for c in citations], evidence.question) or ""
+            found = cues.common_name([c.sentence for c in citations], evidence.question, read) or ""
         best = evidence.sentences[0]
         if not found and any(c.article_id == best.sentence.article_id and c.start == best.sentence.start for c in citations):
             found = cues.direct_answer(best.text, evidence.asks, evidence.question) or ""
+            if found and name and cues.asks_for_person(evidence.question) and not cues.looks_like_person(found, read):
+                found = ""  # "Who ...?" answered with "Microsoft"
         if not found and name and self.vote_articles:
             # No one sentence says it: the name the best articles share, if any.
             tops = best_per_article(evidence.sentences)[: self.vote_articles]
-            found = cues.common_name([c.text for c in tops], evidence.question) or ""
+            found = cues.common_name([c.text for c in tops], evidence.question, read) or ""
         return cues.full_name(found, read) if found and name else found
 
     def _per_source(self, evidence: Evidence) -> tuple[list[Citation], list[SourceGroup]]:
@@ -426,7 +428,7 @@ class Answerer:
                     c.score -= self.cue_penalty
         if asks == cues.NAME and self.name_bonus:
             tops = best_per_article(sorted(candidates, key=lambda c: -c.score))[: self.vote_articles]
-            shared = cues.common_name([c.text for c in tops], question)
+            shared = cues.common_name([c.text for c in tops], question, [c.text for c in candidates])
             if shared:
                 for c in candidates:
                     if shared in c.text:

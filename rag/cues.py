@@ -11,6 +11,7 @@ A sentence that leans on the one before it ("However, ...") brings it along
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -84,6 +85,16 @@ _NOT_NAMES = frozenset(
 )
 
 
+_WHEN_WORD = re.compile(r"^(" + _MONTH + r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)$", re.I)
+
+
+def _glued(word: str) -> bool:
+    """A capitalised word that starts a run of them but is not part of the name after it: a
+    sentence's first word ("Could Altman", "Didn't Bankman-Fried") or a month ("September Fed")."""
+    plain = word.lower().strip(".'\u2019")
+    return plain in STOPWORDS or bool(_WHEN_WORD.match(plain)) or plain.endswith(("n't", "n\u2019t"))
+
+
 def asks_for(question: str) -> str | None:
     """NAME, DATE, NUMBER, or None when the question asks for something else
     (why, how, yes or no)."""
@@ -105,7 +116,7 @@ def names_in(text: str, question_words: set[str]) -> list[str]:
     out = []
     for m in _CAPITALISED.finditer(text):
         words = m.group(0).split()
-        while words and words[0].lower().strip(".'") in _NOT_NAMES:  # "However", "The", "According"
+        while words and (words[0].lower().strip(".'") in _NOT_NAMES or (len(words) > 1 and _glued(words[0]))):
             words.pop(0)
         name = " ".join(words).strip(".'\u2019-")
         if not name or all(w.lower().strip(".'\u2019s") in question_words for w in name.split()):
@@ -145,30 +156,63 @@ def asks_for_person(question: str) -> bool:
 
 
 def full_name(name: str, texts: Sequence[str]) -> str:
-    """The longest way `texts` write `name`: "Altman" -> "Sam Altman" when a text
-    says "Sam Altman" (a reader, and a search for the name, want it whole)."""
-    longest = name
+    """The way `texts` most often write `name` whole. A last name grows to its
+    full form: "Altman" -> "Sam Altman" when texts say "Sam Altman" (a reader, and a
+    search for the name, want it whole), not "Jack Altman" when only one text speaks
+    of him. A longer name loses a first word that only came with one sentence's start:
+    "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
+    forms: Counter[str] = Counter()
     for text in texts:
-        for found in names_in(text, set()):
-            found = re.split(r"['\u2019]s\s+", found)[-1]  # "OpenAI's Sam Altman": Sam Altman
-            if len(found) > len(longest) and re.search(r"(?<![\w-])" + re.escape(name) + r"$", found):
-                longest = found
-    return longest
+        forms.update(re.split(r"['\u2019]s\s+", found)[-1] for found in _names(text))  # "OpenAI's Sam Altman"
+    words = name.split()
+    if len(words) > 2:
+        shorter = [" ".join(words[i:]) for i in range(1, len(words) - 1)]  # two words or more
+        return max([name, *shorter], key=lambda form: (forms[form], len(form)))
+    if len(words) > 1:
+        return name
+    longer = [form for form in forms if len(form) > len(name) and re.search(r"(?<![\w-])" + re.escape(name) + r"$", form)]
+    return max(longer, key=lambda form: (forms[form], len(form)), default=name)
 
 
-def common_name(texts: Sequence[str], question: str) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _names(text: str) -> tuple[str, ...]:
+    """Every name in `text` (`names_in` with no question), kept: the same sentences
+    are searched for the full form of each name of an answer."""
+    return tuple(names_in(text, set()))
+
+
+# Words that make a name an organisation's, not a person's.
+_ORGANISATION = frozenset(
+    "commission exchange securities inc corp corporation company co ltd llc plc group bank fund association "
+    "university department agency committee court council reserve board authority ministry foundation institute "
+    "capital partners holdings research media news times post journal club team league party government office "
+    "services network systems technologies labs".split()
+)
+
+
+def looks_like_person(name: str, texts: Sequence[str]) -> bool:
+    """A person's name, as far as the words tell: written in full somewhere in `texts` as
+    two words or more ("Bankman-Fried" -> "Sam Bankman-Fried"), none of them an
+    organisation's ("Exchange Commission"), and not an acronym ("FTX")."""
+    words = full_name(name, texts).split()
+    return len(words) >= 2 and not _ACRONYM.match(name) and not any(w.lower().strip(".,") in _ORGANISATION for w in words)
+
+
+def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -> str | None:
     """The name most of `texts` share that the question does not say, when more
     than one of them holds it and no other name is as common: the thing several
     articles agree on ("Which company ... according to Engadget and Wired?").
     A text that writes the name in full ("Sam Bankman-Fried") and one that writes
-    the last name only ("Bankman-Fried") agree; for a person ("Who ...") an
-    acronym ("FTX", "SEC") is not a candidate."""
+    the last name only ("Bankman-Fried") agree; for a person ("Who ...") only a name
+    that `looks_like_person` in `texts` and `read` (the other sentences read) counts."""
     said = question_words(question)
     person = asks_for_person(question)
+    known = [*texts, *read]
+    person_like: dict[str, bool] = {}
     holders: dict[str, set[int]] = {}
     for i, text in enumerate(texts):
         for name in set(names_in(text, said)):
-            if person and _ACRONYM.match(name):
+            if person and not person_like.setdefault(name, looks_like_person(name, known)):
                 continue
             holders.setdefault(name, set()).add(i)
     # A short name counts for the longest full form of it that some text holds.

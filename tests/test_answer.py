@@ -341,6 +341,19 @@ def test_answer_type_cues():
     assert cues.full_name("Altman", ["Altman spoke.", "OpenAI's Sam Altman was fired."]) == "Sam Altman"
     assert cues.full_name("Altman", ["Altman spoke."]) == "Altman"
     assert cues.full_name("Man", ["Sam Altman spoke."]) == "Man"  # a whole word only
+    # The full form most texts write, not the longest one text has.
+    assert cues.full_name("Altman", ["Sam Altman spoke.", "Sam Altman left.", "His brother Jack Altman won."]) == "Sam Altman"
+    # A sentence's first word is not part of the name that follows it.
+    assert cues.names_in("Could Altman return? Didn\u2019t Bankman-Fried know?", set()) == ["Altman", "Bankman-Fried"]
+    assert cues.names_in("In September Fed officials met.", set()) == ["Fed"]
+    assert cues.full_name("Confirmation Sam Altman", ["Confirmation Sam Altman came.", "Sam Altman spoke.", "Sam Altman left."]) == "Sam Altman"
+    # "Who ...?" wants a person: not an organisation, an acronym, or a word alone.
+    read = ["Sam Bankman-Fried was charged.", "The Securities and Exchange Commission sued."]
+    assert cues.looks_like_person("Bankman-Fried", read)
+    assert not any(cues.looks_like_person(n, read) for n in ("Exchange Commission", "Securities", "FTX", "Some"))
+    texts = ["The Exchange Commission sued Bankman-Fried.", "The Exchange Commission said Bankman-Fried lied."]
+    assert cues.common_name(texts, "Who lied?", read) == "Bankman-Fried"
+    assert cues.common_name(texts, "Which agency sued?", read) is None  # both names count: a tie
 
 
 def test_direct_answer_is_shown_first_in_bold(pipeline):

@@ -16,8 +16,12 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rag.sources import Candidate
+from rag.sources import Candidate, best_per_article
+
+if TYPE_CHECKING:
+    from rag.evidence import Evidence
 
 NAME, DATE, NUMBER = "name", "date", "number"
 
@@ -174,6 +178,11 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     return max(longer, key=lambda form: (forms[form], len(form)), default=name)
 
 
+def mentions(text: str, name: str) -> bool:
+    """`text` speaks of `name`: says it, or its last word ("Bankman-Fried" for "Sam Bankman-Fried")."""
+    return bool(re.search(r"(?<![\w-])" + re.escape(name.split()[-1]) + r"(?![\w-])", text))
+
+
 @functools.lru_cache(maxsize=4096)
 def _names(text: str) -> tuple[str, ...]:
     """Every name in `text` (`names_in` with no question), kept: the same sentences
@@ -259,6 +268,30 @@ def direct_answer(text: str, kind: str | None, question: str) -> str | None:
         # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
         found = [f for f in found if not any(f != g and f in g for g in found)]
     return found[0] if len(found) == 1 else None
+
+
+def short_answer(evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6) -> str:
+    """The name, date or number asked for, shown first in bold: the one the best sentence
+    holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
+    kind; for a name the question's articles should share, the one the cited sentences
+    agree on, else the one the best `vote_articles` articles share. A name is as whole
+    as the sentences read write it ("Sam Altman", not "Altman"); "Who ...?" wants a
+    person's. "" when none clearly answers."""
+    if evidence.asks is None or not cited:
+        return ""
+    read = [c.text for c in evidence.sentences]
+    name = evidence.asks == NAME
+    found = ""
+    if name and evidence.several:
+        found = common_name(cited, evidence.question, read) or ""
+    if not found and cites_best:
+        found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question) or ""
+        if found and name and asks_for_person(evidence.question) and not looks_like_person(found, read):
+            found = ""  # "Who ...?" answered with "Microsoft"
+    if not found and name and vote_articles:
+        tops = best_per_article(evidence.sentences)[:vote_articles]
+        found = common_name([c.text for c in tops], evidence.question, read) or ""
+    return full_name(found, read) if found and name else found
 
 
 def previous_key(key: tuple[str, int]) -> tuple[str, int]:

@@ -5,7 +5,7 @@ reuses the same evidence for its sources and its fallback."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -77,3 +77,14 @@ def by_best_sentence(hits: list[Hit], sentences: list[ScoredSentence]) -> list[H
         best.setdefault(c.hit.chunk_id, c.score)
     read = sorted((h for h in hits if h.chunk_id in best), key=lambda h: -best[h.chunk_id])
     return read + [h for h in hits if h.chunk_id not in best]
+
+
+def lifted(evidence: Evidence, lift: np.ndarray) -> Evidence:
+    """`evidence` with each sentence's scores, against the whole question and each part, raised
+    by `lift` (one number per sentence of `evidence.sentences`), and the sentences re-ranked."""
+    scores = np.array([c.score for c in evidence.sentences]) + lift
+    order = np.argsort(-scores, kind="stable")
+    sentences = [replace(evidence.sentences[i], score=float(scores[i])) for i in order]
+    part_scores = None if evidence.part_scores is None else (evidence.part_scores + lift)[:, order]
+    eligible = None if evidence.part_eligible is None else evidence.part_eligible[:, order]
+    return replace(evidence, sentences=sentences, part_scores=part_scores, part_eligible=eligible)

@@ -400,3 +400,55 @@ def test_chat_shows_groups_missing_outlets_and_the_direct_answer_escaped():
     assert html.index("TechCrunch:") < html.index("A &lt;b&gt;.") < html.index("The Verge:") < html.index("B.")
     assert "Wired &lt;i&gt;:</b> nothing found on this" in html and "<i>" not in html and "<b>." not in html
     assert '<strong class="direct-answer">Google&#42;</strong>' in html
+
+
+def _scored(article: str, outlet: str, text: str, score: float):
+    import numpy as np
+
+    from rag.chunk import Sentence
+    from rag.evidence import ScoredSentence
+    from rag.retrieve import Hit
+
+    hit = Hit(0, article, text, 0, len(text), 0, 0, score, title=article, source=outlet, url=f"https://x/{article}")
+    return ScoredSentence(Sentence(article, 0, 0, len(text), text), hit, np.zeros(4, np.float32), score, score)
+
+
+def test_the_sources_of_a_name_are_the_articles_that_say_it():
+    from rag.answer import Answerer
+    from rag.cues import NAME
+    from rag.evidence import Evidence
+
+    sentences = [
+        _scored("a1", "Tech Daily", "Sam Bankman-Fried was charged with fraud in New York.", 0.90),
+        _scored("b1", "Money Times", "Regulators charged executives at several firms this year.", 0.80),
+        _scored("b2", "Money Times", "Bankman-Fried was charged after the exchange collapsed.", 0.78),
+    ]
+    question = "Which individual, as reported by Tech Daily and Money Times, was charged?"
+    evidence = Evidence(question, question, [], sentences, 1.0, False, ["Tech Daily", "Money Times"], set(), True, NAME)
+    answerer = Answerer(None, None, None, several_keep=0.95)  # each named outlet's best, no others
+    answerer.answer_bonus = 0.0
+    before = answerer.compose(evidence)
+    assert [c.article_id for c in before.citations] == ["a1", "b1"]
+    answerer.answer_bonus = 0.05
+    answer = answerer.compose(evidence)
+    assert answer.direct == "Sam Bankman-Fried"
+    # Money Times' article that speaks of him, not its best sentence about someone else
+    assert [c.article_id for c in answer.citations] == ["a1", "b2"]
+    assert [g.source for g in answer.groups] == ["Tech Daily", "Money Times"]
+
+
+def test_lifted_sentences_are_ranked_again_with_their_part_scores():
+    import numpy as np
+
+    from rag.evidence import Evidence, lifted
+
+    sentences = [_scored(a, "X", a, s) for a, s in (("a", 0.9), ("b", 0.8), ("c", 0.7))]
+    parts = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]])
+    eligible = np.array([[True, False, True], [False, True, True]])
+    evidence = Evidence("q", "q", [], sentences, 1.0, False, part_scores=parts, part_eligible=eligible)
+    up = lifted(evidence, np.array([0.0, 0.0, 0.5]))
+    assert [c.key[0] for c in up.sentences] == ["c", "a", "b"]
+    assert [c.score for c in up.sentences] == pytest.approx([1.2, 0.9, 0.8])
+    assert np.allclose(up.part_scores, [[0.8, 0.1, 0.2], [0.6, 0.3, 0.2]])
+    assert up.part_eligible.tolist() == [[True, True, False], [True, False, True]]
+    assert [c.score for c in evidence.sentences] == [0.9, 0.8, 0.7]  # the evidence given is unchanged

@@ -165,9 +165,7 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     search for the name, want it whole), not "Jack Altman" when only one text speaks
     of him. A longer name loses a first word that only came with one sentence's start:
     "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
-    forms: Counter[str] = Counter()
-    for text in texts:
-        forms.update(re.split(r"['\u2019]s\s+", found)[-1] for found in _names(text))  # "OpenAI's Sam Altman"
+    forms = _forms(tuple(texts))
     words = name.split()
     if len(words) > 2:
         shorter = [" ".join(words[i:]) for i in range(1, len(words) - 1)]  # two words or more
@@ -183,11 +181,14 @@ def mentions(text: str, name: str) -> bool:
     return bool(re.search(r"(?<![\w-])" + re.escape(name.split()[-1]) + r"(?![\w-])", text))
 
 
-@functools.lru_cache(maxsize=4096)
-def _names(text: str) -> tuple[str, ...]:
-    """Every name in `text` (`names_in` with no question), kept: the same sentences
-    are searched for the full form of each name of an answer."""
-    return tuple(names_in(text, set()))
+@functools.lru_cache(maxsize=16)
+def _forms(texts: tuple[str, ...]) -> Counter[str]:
+    """How often `texts` write each name (`names_in` with no question), kept: the same
+    sentences are searched for the full form of each name of an answer."""
+    forms: Counter[str] = Counter()
+    for text in texts:
+        forms.update(re.split(r"['\u2019]s\s+", found)[-1] for found in names_in(text, set()))  # "OpenAI's Sam Altman"
+    return forms
 
 
 # Words that make a name an organisation's, not a person's.
@@ -213,10 +214,10 @@ def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -
     articles agree on ("Which company ... according to Engadget and Wired?").
     A text that writes the name in full ("Sam Bankman-Fried") and one that writes
     the last name only ("Bankman-Fried") agree; for a person ("Who ...") only a name
-    that `looks_like_person` in `texts` and `read` (the other sentences read) counts."""
+    that `looks_like_person` in `read` (all the sentences read, `texts` among them) counts."""
     said = question_words(question)
     person = asks_for_person(question)
-    known = [*texts, *read]
+    known = read or texts
     person_like: dict[str, bool] = {}
     holders: dict[str, set[int]] = {}
     for i, text in enumerate(texts):

@@ -114,19 +114,38 @@ def asks_for(question: str) -> str | None:
     return None
 
 
-def names_in(text: str, question_words: set[str]) -> list[str]:
+def names_in(text: str, question_words: set[str], common: frozenset[str] = frozenset()) -> list[str]:
     """Capitalised names in `text` that the question does not already say
-    ("Sam Bankman-Fried", "Google"), in order of appearance."""
+    ("Sam Bankman-Fried", "Google"), in order of appearance. A sentence's first word
+    that is one of the `common` words (`common_words` of the sentences around:
+    "Though", "Using") is not part of the name after it; a day or month alone is not
+    a name."""
     out = []
     for m in _CAPITALISED.finditer(text):
         words = m.group(0).split()
-        while words and (words[0].lower().strip(".'") in _NOT_NAMES or (len(words) > 1 and _glued(words[0]))):
+        while words and (
+            words[0].lower().strip(".'") in _NOT_NAMES
+            or (len(words) > 1 and (_glued(words[0]) or (words[0].lower() in common and _starts(text, m.start()))))
+        ):
             words.pop(0)
         name = " ".join(words).strip(".'\u2019-")
-        if not name or all(w.lower().strip(".'\u2019s") in question_words for w in name.split()):
+        # "CEO Caroline Ellison" is said by a question that says "Caroline Ellison".
+        if not name or _WHEN_WORD.match(name) or name.split()[-1].lower().strip(".'\u2019s") in question_words:
             continue
         out.append(name.removesuffix("'s").removesuffix("\u2019s"))
     return out
+
+
+def _starts(text: str, at: int) -> bool:
+    """`at` is where a sentence of `text` starts (after any opening quotes)."""
+    return not text[:at].strip(" \"'\u201c\u2018(")
+
+
+@functools.lru_cache(maxsize=16)
+def common_words(texts: tuple[str, ...]) -> frozenset[str]:
+    """The words `texts` write in lower case somewhere ("though", "using"): capitalised
+    at a sentence's start, such a word is not a name."""
+    return frozenset(re.findall(r"(?<![\w'\u2019-])[a-z][a-z'\u2019-]*", " ".join(texts)))
 
 
 def holds(text: str, kind: str | None, question_words: set[str]) -> bool:
@@ -186,8 +205,9 @@ def _forms(texts: tuple[str, ...]) -> Counter[str]:
     """How often `texts` write each name (`names_in` with no question), kept: the same
     sentences are searched for the full form of each name of an answer."""
     forms: Counter[str] = Counter()
+    common = common_words(texts)
     for text in texts:
-        forms.update(re.split(r"['\u2019]s\s+", found)[-1] for found in names_in(text, set()))  # "OpenAI's Sam Altman"
+        forms.update(re.split(r"['\u2019]s\s+", found)[-1] for found in names_in(text, set(), common))  # "OpenAI's Sam Altman"
     return forms
 
 
@@ -213,18 +233,21 @@ def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -
     than one of them holds it and no other name is as common: the thing several
     articles agree on ("Which company ... according to Engadget and Wired?").
     A text that writes the name in full ("Sam Bankman-Fried") and one that writes
-    the last name only ("Bankman-Fried") agree; for a person ("Who ...") only a name
-    that `looks_like_person` in `read` (all the sentences read, `texts` among them) counts."""
+    the last name only ("Bankman-Fried") agree. For a person ("Who ...") an acronym
+    ("FTX") does not count, and when any name `looks_like_person` in `read` (all the
+    sentences read, `texts` among them), only such names count."""
     said = question_words(question)
     person = asks_for_person(question)
     known = read or texts
-    person_like: dict[str, bool] = {}
+    common = common_words(tuple(known))
     holders: dict[str, set[int]] = {}
     for i, text in enumerate(texts):
-        for name in set(names_in(text, said)):
-            if person and not person_like.setdefault(name, looks_like_person(name, known)):
-                continue
-            holders.setdefault(name, set()).add(i)
+        for name in set(names_in(text, said, common)):
+            if not (person and _ACRONYM.match(name)):
+                holders.setdefault(name, set()).add(i)
+    if person:  # a person's name if any is one ("Bankman-Fried", not "Exchange Commission")
+        people = {name: where for name, where in holders.items() if looks_like_person(name, known)}
+        holders = people or holders
     # A short name counts for the longest full form of it that some text holds.
     merged: dict[str, set[int]] = {}
     for name, where in holders.items():
@@ -259,16 +282,25 @@ def spans(text: str, kind: str, said: set[str]) -> list[str]:
     return [f for f in found if f and f.lower() not in said and not all(w.lower() in said for w in f.split())]
 
 
-def direct_answer(text: str, kind: str | None, question: str) -> str | None:
+def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str] = ()) -> str | None:
     """The one name, date or number `text` holds of the kind asked for; None when
-    it holds none or several different ones (then no single one clearly answers)."""
+    it holds none or several different ones (then no single one clearly answers).
+    A name's first word is checked against the `common_words` of `read` (the
+    sentences around), and for "Who ...?" the name must `looks_like_person` there:
+    not "Microsoft"."""
     if kind is None:
         return None
-    found = list(dict.fromkeys(spans(text, kind, question_words(question))))
-    if kind == NAME:
-        # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
-        found = [f for f in found if not any(f != g and f in g for g in found)]
-    return found[0] if len(found) == 1 else None
+    said = question_words(question)
+    if kind != NAME:
+        found = list(dict.fromkeys(spans(text, kind, said)))
+        return found[0] if len(found) == 1 else None
+    read = read or [text]
+    found = list(dict.fromkeys(names_in(text, said, common_words(tuple(read)))))
+    # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
+    found = [f for f in found if not any(f != g and f in g for g in found)]
+    if len(found) != 1 or (asks_for_person(question) and not looks_like_person(found[0], read)):
+        return None
+    return found[0]
 
 
 def short_answer(evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6) -> str:
@@ -286,9 +318,7 @@ def short_answer(evidence: Evidence, cited: Sequence[str], cites_best: bool, vot
     if name and evidence.several:
         found = common_name(cited, evidence.question, read) or ""
     if not found and cites_best:
-        found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question) or ""
-        if found and name and asks_for_person(evidence.question) and not looks_like_person(found, read):
-            found = ""  # "Who ...?" answered with "Microsoft"
+        found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, read) or ""
     if not found and name and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
         found = common_name([c.text for c in tops], evidence.question, read) or ""

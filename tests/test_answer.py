@@ -354,6 +354,14 @@ def test_answer_type_cues():
     texts = ["The Exchange Commission sued Bankman-Fried.", "The Exchange Commission said Bankman-Fried lied."]
     assert cues.common_name(texts, "Who lied?", read) == "Bankman-Fried"
     assert cues.common_name(texts, "Which agency sued?", read) is None  # both names count: a tie
+    # No name is a person's: the names count as they are (no acronym).
+    assert cues.common_name(["FTX and Alameda fell.", "Alameda paid."], "Who fell?", ["FTX and Alameda fell."]) == "Alameda"
+    # A sentence's first word that the sentences around write in lower case is not part
+    # of the name; a day alone is not a name; a name the question says is not an answer.
+    common = cues.common_words(("Though it rained, they played.", "He left, though."))
+    assert cues.names_in("Though Bankman-Fried lost, Tuesday came.", set(), common) == ["Bankman-Fried"]
+    assert cues.names_in("Sam Bankman-Fried lost.", set(), common) == ["Sam Bankman-Fried"]
+    assert cues.names_in("He met CEO Caroline Ellison.", cues.question_words("Who used Caroline Ellison?")) == []
 
 
 def test_direct_answer_is_shown_first_in_bold(pipeline):

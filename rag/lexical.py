@@ -8,10 +8,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
 import Stemmer
+
+if TYPE_CHECKING:
+    import bm25s
+
+# bm25s (and scipy under it, ~0.35 s) is imported where it is used: `rag stats`, a refusal
+# of a foreign index and the start of a process that opens an index do not need it.
 
 IDS_FILE = "chunk_ids.json"
 LENGTHS_FILE = "chunk_lengths.npy"
@@ -112,12 +118,16 @@ def rescore(stored: np.ndarray, lengths: np.ndarray, own: tuple[float, float], w
 
 
 def _tokenize(texts: list[str], stemmer) -> bm25s.tokenization.Tokenized:
+    import bm25s
+
     return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
 
 
 def query_terms(query: str, stemmer=None) -> list[str]:
     """The question's words as the index holds them: stemmed, stopwords dropped
     (repeats kept: a word asked twice counts twice, as in bm25s)."""
+    import bm25s.tokenization
+
     tokens = _tokenize([query], stemmer or Stemmer.Stemmer("english"))
     if not tokens.vocab:
         return []
@@ -145,6 +155,8 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> LexicalIndex:
+        import bm25s
+
         model = bm25s.BM25()
         lengths = np.zeros(0, dtype=np.int32)
         if texts:
@@ -163,6 +175,8 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        import bm25s
+
         ids = json.loads((folder / IDS_FILE).read_text())
         # Memory-mapped: the OS pages in the postings of the words asked about, so
         # a large segment's BM25 need not fit in RAM.

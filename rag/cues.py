@@ -186,6 +186,9 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
     forms = _forms(tuple(texts))
     words = name.split()
+    while len(words) > 2 and _ACRONYM.match(words[0]):  # a title: "CTO Gary Wang" -> "Gary Wang"
+        words = words[1:]
+    name = " ".join(words)
     if len(words) > 2:
         shorter = [" ".join(words[i:]) for i in range(1, len(words) - 1)]  # two words or more
         return max([name, *shorter], key=lambda form: (forms[form], len(form)))
@@ -259,6 +262,24 @@ def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -
     return ranked[0][0]
 
 
+def most_named_person(texts: Sequence[str], question: str, read: Sequence[str] = ()) -> str | None:
+    """The person `texts` name most often, in their full form, when they name that person in
+    two of them or more and at least twice as often as anyone else: "Who is the individual
+    ... according to Fortune, The Verge and TechCrunch?" is about the person the sentences
+    read keep naming, even when no one sentence or article says the name alone."""
+    known = read or texts
+    said = question_words(question)
+    common = common_words(tuple(known))
+    counts: Counter[str] = Counter()
+    for text in texts:
+        people = {full_name(n, known) for n in names_in(text, said, common) if not _ACRONYM.match(n) and looks_like_person(n, known)}
+        counts.update(people)
+    ranked = counts.most_common(2)
+    if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[0][1] < 2 * ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
 _DATE_SPAN = re.compile(
     r"\b" + _MONTH + r"\.?\s+\d{1,2}(st|nd|rd|th)?,?\s+\d{4}\b|\b\d{1,2}(st|nd|rd|th)?\s+(of\s+)?" + _MONTH + r",?\s+\d{4}\b|"
     r"\b" + _MONTH + r"\.?\s+\d{1,2}(st|nd|rd|th)?\b|\b" + _MONTH + r",?\s+\d{4}\b|"
@@ -303,11 +324,15 @@ def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str
     return found[0]
 
 
-def short_answer(evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6) -> str:
+def short_answer(
+    evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6, read_for_person: int = 20
+) -> str:
     """The name, date or number asked for, shown first in bold: the one the best sentence
     holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
     kind; for a name the question's articles should share, the one the cited sentences
-    agree on, else the one the best `vote_articles` articles share. A name is as whole
+    agree on, else the one the best `vote_articles` articles share; for "Who ...?" across
+    several sources, else the person the best `read_for_person` sentences name most
+    (`most_named_person`). A name is as whole
     as the sentences read write it ("Sam Altman", not "Altman"); "Who ...?" wants a
     person's. "" when none clearly answers."""
     if evidence.asks is None or not cited:
@@ -322,6 +347,8 @@ def short_answer(evidence: Evidence, cited: Sequence[str], cites_best: bool, vot
     if not found and name and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
         found = common_name([c.text for c in tops], evidence.question, read) or ""
+    if not found and name and evidence.several and asks_for_person(evidence.question):
+        found = most_named_person(read[:read_for_person], evidence.question, read) or ""
     return full_name(found, read) if found and name else found
 
 

@@ -362,6 +362,29 @@ def test_answer_type_cues():
     assert cues.names_in("Though Bankman-Fried lost, Tuesday came.", set(), common) == ["Bankman-Fried"]
     assert cues.names_in("Sam Bankman-Fried lost.", set(), common) == ["Sam Bankman-Fried"]
     assert cues.names_in("He met CEO Caroline Ellison.", cues.question_words("Who used Caroline Ellison?")) == []
+    # A title before a person's name is not part of it.
+    assert cues.full_name("CTO Gary Wang", ["CTO Gary Wang testified."]) == "Gary Wang"
+    assert cues.full_name("CEO Sam Altman", ["CEO Sam Altman spoke.", "OpenAI's Sam Altman left."]) == "Sam Altman"
+
+
+def test_the_person_the_sentences_read_keep_naming_answers_who():
+    """No one sentence names only them, no two articles' best sentences agree, yet the
+    sentences read name one person far more often than anyone else."""
+    from rag import cues
+
+    read = [
+        "Sam Bankman-Fried met Caroline Ellison at Jane Street.",
+        "Bankman-Fried was convicted of fraud.",
+        "The jury heard from Gary Wang and Bankman-Fried.",
+        "FTX collapsed in November.",
+    ]
+    question = "Who is the individual that, according to Fortune and TechCrunch, used a colleague as a front?"
+    assert cues.most_named_person(read, question) == "Sam Bankman-Fried"
+    # Not clearly ahead (3 against 2), or named only once: no answer.
+    assert cues.most_named_person([*read, "Caroline Ellison testified."], question) is None
+    assert cues.most_named_person(read[:1], question) is None
+    # The question's own names and organisations are not the answer.
+    assert cues.most_named_person(read, "Who did Sam Bankman-Fried meet?") is None
 
 
 def test_direct_answer_is_shown_first_in_bold(pipeline):

@@ -166,8 +166,10 @@ def question_words(question: str) -> set[str]:
 
 
 _PERSON = re.compile(
-    r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\bwho\b|\b(which|what) (individual|person|people|player|athlete|"
-    r"executive|ceo|founder|artist|author|leader|official|politician|figure|singer|actor|actress|coach|quarterback)\b",
+    r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\bwho\b|\b(which|what)\s+([\w'\u2019-]+\s+){0,2}?(individual|person|people|"
+    r"player|athlete|executive|ceo|founder|artist|author|leader|official|politician|figure|singer|actor|actress|coach|"
+    r"quarterback|star|filmmaker|director|musician|rapper|entrepreneur|billionaire|investor|journalist|judge|senator|"
+    r"president|manager|comedian|footballer|golfer|driver|pitcher|boxer|fighter)s?\b",
     re.I,
 )
 _ACRONYM = re.compile(r"^[A-Z0-9&.-]+$")

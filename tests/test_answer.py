@@ -362,6 +362,11 @@ def test_answer_type_cues():
     assert cues.names_in("Though Bankman-Fried lost, Tuesday came.", set(), common) == ["Bankman-Fried"]
     assert cues.names_in("Sam Bankman-Fried lost.", set(), common) == ["Sam Bankman-Fried"]
     assert cues.names_in("He met CEO Caroline Ellison.", cues.question_words("Who used Caroline Ellison?")) == []
+    # A person is asked for by "who" or by what they are, a word or two after "which".
+    assert cues.asks_for_person("Which NFL quarterback, featured in CBSSports.com, threw twice?")
+    assert cues.asks_for_person("Which pop star was named Person of the Year?")
+    assert not cues.asks_for_person("Which football club is for sale?")
+    assert not cues.asks_for_person("What type of establishments modify their odds?")
     # A title before a person's name is not part of it.
     assert cues.full_name("CTO Gary Wang", ["CTO Gary Wang testified."]) == "Gary Wang"
     assert cues.full_name("CEO Sam Altman", ["CEO Sam Altman spoke.", "OpenAI's Sam Altman left."]) == "Sam Altman"

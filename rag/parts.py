@@ -41,6 +41,9 @@ BOUNDARY = re.compile(
 )
 """Where one clause of a question ends and the next begins."""
 
+_ATTRIBUTIVE = re.compile(r"\b(the|a|an|another|both)\s+['\"\u2018\u201c]?$", re.I)
+"""An outlet named after one of these words names the report that follows it, so no clause ends there."""
+
 
 def content_words(text: str, outlets: Sequence[str] = ()) -> list[str]:
     """The words of `text` that say something: not stop words, not an outlet's name."""
@@ -63,6 +66,7 @@ def parts(
         cuts += [
             (m.end(1), m.end())
             for m in re.finditer(r"(" + names + r")[\u2019's]*\s+", question, re.I)
+            if not _ATTRIBUTIVE.search(question, 0, m.start())  # "the TechCrunch report on …" goes on
         ]
     spans: list[Span] = []
     at = 0

@@ -45,6 +45,16 @@ def texts(question, outlets=()):
                 "again on December 15, 2023, about an antitrust suit filed against Google, did its tone change?",
             ],
         ),
+        # "the TechCrunch report on …": an outlet that names the report after it ends no clause.
+        (
+            "Was there a change in the portrayal of Google between the TechCrunch report on deepfake election "
+            "safeguards and the Fortune article on the news publisher suing Google?",
+            ("TechCrunch", "Fortune"),
+            [
+                "Was there a change in the portrayal of Google between the TechCrunch report on deepfake election safeguards",
+                "the Fortune article on the news publisher suing Google?",
+            ],
+        ),
         # "X and Y" inside a clause is not a boundary.
         (
             "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",

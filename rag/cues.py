@@ -173,6 +173,8 @@ _PERSON = re.compile(
     re.I,
 )
 _ACRONYM = re.compile(r"^[A-Z0-9&.-]+$")
+_TITLES = frozenset("CEO CTO CFO COO CIO CMO CSO EVP SVP VP GM MP Dr Dr. Mr Mr. Ms Ms. Mrs Mrs. Sir Dame".split())
+"""Words before a name that are a title, not part of it ("FTX Trading" keeps its first word)."""
 
 
 def asks_for_person(question: str) -> bool:
@@ -188,7 +190,7 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
     forms = _forms(tuple(texts))
     words = name.split()
-    while len(words) > 2 and _ACRONYM.match(words[0]):  # a title: "CTO Gary Wang" -> "Gary Wang"
+    while len(words) > 2 and words[0] in _TITLES:  # "CTO Gary Wang" -> "Gary Wang"
         words = words[1:]
     name = " ".join(words)
     if len(words) > 2:

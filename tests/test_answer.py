@@ -370,6 +370,7 @@ def test_answer_type_cues():
     # A title before a person's name is not part of it.
     assert cues.full_name("CTO Gary Wang", ["CTO Gary Wang testified."]) == "Gary Wang"
     assert cues.full_name("CEO Sam Altman", ["CEO Sam Altman spoke.", "OpenAI's Sam Altman left."]) == "Sam Altman"
+    assert cues.full_name("FTX Trading Ltd", ["FTX Trading Ltd filed."]) == "FTX Trading Ltd"  # an acronym, not a title
 
 
 def test_the_person_the_sentences_read_keep_naming_answers_who():

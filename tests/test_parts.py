@@ -231,3 +231,18 @@ def test_passages_read_are_shown_best_sentence_first():
     sentences = [Scored(3, 0.9), Scored(1, 0.8), Scored(3, 0.7), Scored(2, 0.5)]  # best first
     assert [h.chunk_id for h in by_best_sentence(hits, sentences)] == [3, 1, 2, 4]
     assert [h.chunk_id for h in by_best_sentence(hits, [])] == [1, 2, 3, 4]
+
+
+def test_passages_shown_lead_with_the_cited_ones():
+    from rag.evidence import cited_first
+
+    class Scored:
+        def __init__(self, chunk, score):
+            self.hit, self.score = Chunk(chunk), score
+
+    passages = [Chunk(i) for i in (1, 2, 3, 4)]
+    # Cited in reading order; chunk 9 came from a part's own search, not among the passages.
+    cited = [Scored(3, 0.6), Scored(9, 0.8), Scored(3, 0.5)]
+    assert [h.chunk_id for h in cited_first(passages, cited)] == [9, 3, 1, 2]
+    assert [h.chunk_id for h in cited_first(passages, [])] == [1, 2, 3, 4]
+    assert [h.chunk_id for h in cited_first(passages[:1], cited)] == [9]

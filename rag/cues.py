@@ -53,21 +53,28 @@ def leans_back(sentence: str) -> bool:
     return bool(DEPENDENT_START.match(sentence) or BACK_REFERENCE.search(sentence))
 
 
+_PERSON_NOUNS = (
+    "individual|person|people|player|athlete|executive|ceo|founder|artist|author|leader|official|politician|figure|"
+    "singer|actor|actress|coach|quarterback|receiver|star|celebrity|filmmaker|director|musician|rapper|entrepreneur|"
+    "billionaire|investor|journalist|judge|senator|president|manager|comedian|footballer|golfer|driver|pitcher|boxer|fighter"
+)
+_NAMED_NOUNS = (
+    "company|companies|organi[sz]ation|entity|entities|firm|group|team|country|city|state|nation|brand|platform|"
+    "product|app|tool|chatbot|device|network|university|court|agency|body|party|league|club|outlet|publication|"
+    "startup|band|institution|exchange|bank|regulator|government|event|game|film|show|series|" + _PERSON_NOUNS
+)
+# "Which NFL team", "What AI-powered chatbot": up to three words between the question word and its noun.
+_WHICH_NOUN = (
+    r"\b(which|what)\s+((?!(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|may|might)\b)"
+    r"[\w'\u2019-]+\s+){0,3}?(%s)s?\b"
+)
+_WHO = r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\bwho\b"
 _ASKS = (
-    # The order matters: "how many" before "how", "what year" before "what".
+    # The first of these the question says decides: "Who ... when ..." asks for a name,
+    # "What year ... who ..." for a date; "how many" is tried before "how".
     (re.compile(r"\b(how (many|much)|what (number|percentage|proportion|share|amount)|how (long|old|far|big|large|tall|high))\b", re.I), NUMBER),
     (re.compile(r"\b(when|what (year|years|day|date|month|time|century|decade)|which (year|day|date|month|century|decade)|in what year)\b", re.I), DATE),
-    (
-        re.compile(
-            r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\b(which|what) (company|companies|individual|person|people|"
-            r"organi[sz]ation|entity|firm|group|team|country|city|state|nation|player|athlete|executive|ceo|founder|"
-            r"brand|platform|product|app|network|university|court|agency|body|party|league|club|outlet|publication|"
-            r"tech company|startup|band|artist|author|leader|official|politician|figure)\b|\bwho\b|"
-            r"\bwhat is the name\b|\bname of\b",
-            re.I,
-        ),
-        NAME,
-    ),
+    (re.compile(_WHO + "|" + _WHICH_NOUN % _NAMED_NOUNS + r"|\bwhat is the name\b|\bname of\b", re.I), NAME),
 )
 
 _MONTH = r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|oct(ober)?|nov(ember)?|dec(ember)?)"
@@ -108,10 +115,8 @@ def asks_for(question: str) -> str | None:
         r"\b(who|which|what|when|how many|how much)\b", head, re.I
     ):
         return None
-    for pattern, kind in _ASKS:
-        if pattern.search(head):
-            return kind
-    return None
+    found = [(m.start(), kind) for pattern, kind in _ASKS if (m := pattern.search(head))]
+    return min(found)[1] if found else None
 
 
 def names_in(text: str, question_words: set[str], common: frozenset[str] = frozenset()) -> list[str]:
@@ -165,13 +170,7 @@ def question_words(question: str) -> set[str]:
     return {w.lower().strip(".'\u2019s") for w in re.findall(r"[\w'\u2019.-]+", question)}
 
 
-_PERSON = re.compile(
-    r"(^|[,;:]\s*|\b(and|but)\s+)(who|whom|whose)\b|\bwho\b|\b(which|what)\s+([\w'\u2019-]+\s+){0,2}?(individual|person|people|"
-    r"player|athlete|executive|ceo|founder|artist|author|leader|official|politician|figure|singer|actor|actress|coach|"
-    r"quarterback|star|filmmaker|director|musician|rapper|entrepreneur|billionaire|investor|journalist|judge|senator|"
-    r"president|manager|comedian|footballer|golfer|driver|pitcher|boxer|fighter)s?\b",
-    re.I,
-)
+_PERSON = re.compile(_WHO + "|" + _WHICH_NOUN % _PERSON_NOUNS, re.I)
 _ACRONYM = re.compile(r"^[A-Z0-9&.-]+$")
 _TITLES = frozenset("CEO CTO CFO COO CIO CMO CSO EVP SVP VP GM MP Dr Dr. Mr Mr. Ms Ms. Mrs Mrs. Sir Dame".split())
 """Words before a name that are a title, not part of it ("FTX Trading" keeps its first word)."""

@@ -329,6 +329,17 @@ def test_answer_type_cues():
     assert cues.asks_for("When did Turkey shoot down a Russian jet?") == cues.DATE
     assert cues.asks_for("How many workshops opened?") == cues.NUMBER
     assert cues.asks_for("Why did ties sour?") is None and cues.asks_for("Does TechCrunch say so?") is None
+    # a few words may come between "which" / "what" and the kind of name asked for, but no verb
+    assert cues.asks_for("Which NFL team, featured in both articles, won?") == cues.NAME
+    assert cues.asks_for("What football club was docked ten points?") == cues.NAME
+    assert cues.asks_for("What institution sets rates, as reported by Fortune?") == cues.NAME
+    assert cues.asks_for("What did the company announce?") is None
+    assert cues.asks_for("Which pop star was named Person of the Year?") == cues.NAME
+    assert cues.asks_for_person("Which pop star was named Person of the Year?")
+    assert not cues.asks_for_person("Which NFL team won?")
+    # the first question word decides
+    assert cues.asks_for("Who is the quarterback that threw four touchdowns when it mattered?") == cues.NAME
+    assert cues.asks_for("What year did the man who founded it die?") == cues.DATE
     said = cues.question_words("Which company did TechCrunch name?")
     assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
     assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())

@@ -89,7 +89,10 @@ _NUMBER = re.compile(
     r"percent|several|few|many|single|double|twice)\b",
     re.I,
 )
-_CAPITALISED = re.compile(r"\b[A-Z][\w&'\u2019-]*(?:\s+(?:(?:of|de|du|van|von|&)\s+)?[A-Z][\w&'\u2019-]*)*")
+# A name's words are on one line: a heading or a list item ends it ("Trump Park Avenue" / "Trump's ...").
+_CAPITALISED = re.compile(r"\b[A-Z][\w&'\u2019-]*(?:[^\S\n]+(?:(?:of|de|du|van|von|&)[^\S\n]+)?[A-Z][\w&'\u2019-]*)*")
+_DESCRIBING = re.compile(r"^[\w.]+-[a-z]")
+"""A word that describes the name after it: "UK-listed HSF", "London-based Revolut"."""
 _NOT_NAMES = frozenset(
     "a an the this that these those he she it they we i you his her its their our my your in on at for from by of "
     "to and but or so if as after before when while however meanwhile according also mr mrs ms dr".split()
@@ -130,7 +133,7 @@ def names_in(text: str, question_words: set[str], common: frozenset[str] = froze
         words = m.group(0).split()
         while words and (
             words[0].lower().strip(".'") in _NOT_NAMES
-            or (len(words) > 1 and (_glued(words[0]) or (words[0].lower() in common and _starts(text, m.start()))))
+            or (len(words) > 1 and (_glued(words[0]) or _DESCRIBING.match(words[0]) or (words[0].lower() in common and _starts(text, m.start()))))
         ):
             words.pop(0)
         name = " ".join(words).strip(".'\u2019-")

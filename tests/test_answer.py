@@ -340,6 +340,9 @@ def test_answer_type_cues():
     # the first question word decides
     assert cues.asks_for("Who is the quarterback that threw four touchdowns when it mattered?") == cues.NAME
     assert cues.asks_for("What year did the man who founded it die?") == cues.DATE
+    # a word describing the name is not part of it; a name does not run over a line break
+    assert cues.names_in("UK-listed HSF fell. London-based Revolut and Coca-Cola grew.", set()) == ["HSF", "Revolut", "Coca-Cola"]
+    assert cues.names_in("Trump Park Avenue\nTrump Tower", set()) == ["Trump Park Avenue", "Trump Tower"]
     said = cues.question_words("Which company did TechCrunch name?")
     assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
     assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())

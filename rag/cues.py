@@ -102,11 +102,25 @@ _NOT_NAMES = frozenset(
 _WHEN_WORD = re.compile(r"^(" + _MONTH + r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)$", re.I)
 
 
+_LEADING = frozenset(
+    "some no many most several both each every other another such following initially eventually originally "
+    "currently recently later earlier now once since although though despite during unlike upon until because only "
+    "even still yet thus hence therefore indeed instead finally traditionally historically similarly "
+    "additionally furthermore moreover nevertheless nonetheless notably including without among between "
+    "through within across against around onto toward towards whereas whether".split()
+)
+"""Words that start a sentence or a phrase, not a name: "Following BSkyB", "Some Huguenots" (not
+"all", "just", "under", "via": "All Blacks", "Just Eat", "Under Armour", "Via Rail")."""
+_COUNTS = frozenset("one two three four five six seven eight nine ten first second third fourth fifth last".split())
+"""Alone, a number or a place in order is not a name ("One", "Fourth")."""
+
+
 def _glued(word: str) -> bool:
     """A capitalised word that starts a run of them but is not part of the name after it: a
-    sentence's first word ("Could Altman", "Didn't Bankman-Fried") or a month ("September Fed")."""
+    sentence's first word ("Could Altman", "Didn't Bankman-Fried", "Initially BSkyB") or a
+    month ("September Fed")."""
     plain = word.lower().strip(".'\u2019")
-    return plain in STOPWORDS or bool(_WHEN_WORD.match(plain)) or plain.endswith(("n't", "n\u2019t"))
+    return plain in STOPWORDS or plain in _LEADING or bool(_WHEN_WORD.match(plain)) or plain.endswith(("n't", "n\u2019t"))
 
 
 def asks_for(question: str) -> str | None:
@@ -138,7 +152,7 @@ def names_in(text: str, question_words: set[str], common: frozenset[str] = froze
             words.pop(0)
         name = " ".join(words).strip(".'\u2019-")
         # "CEO Caroline Ellison" is said by a question that says "Caroline Ellison".
-        if not name or _WHEN_WORD.match(name) or name.split()[-1].lower().strip(".'\u2019s") in question_words:
+        if not name or _WHEN_WORD.match(name) or name.lower() in _LEADING or name.lower() in _COUNTS or name.split()[-1].lower().strip(".'\u2019s") in question_words:
             continue
         out.append(name.removesuffix("'s").removesuffix("\u2019s"))
     return out
@@ -350,7 +364,7 @@ def short_answer(
         found = common_name(cited, evidence.question, read) or ""
     if not found and cites_best:
         found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, read) or ""
-    if not found and name and vote_articles:
+    if not found and name and (evidence.several or evidence.outlets) and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
         found = common_name([c.text for c in tops], evidence.question, read) or ""
     if not found and name and evidence.several and asks_for_person(evidence.question):

@@ -16,7 +16,9 @@ SQuAD v1.1 files ({"data": [{"title", "paragraphs": [{"context", "qas"}]}]}) are
 indexed paragraph by paragraph and scored on passage hit@3 (the gold paragraph
 among the top 3 passages), answer-sentence hit (a cited sentence contains a gold
 answer, plain substring), the mean number of cited sentences (abstentions count
-0) and precision (cited sentences holding a gold answer / all cited sentences).
+0), precision (cited sentences holding a gold answer / all cited sentences), and
+how often the bold short answer is shown and right (it and a gold answer, lower-cased,
+hold one another).
 """
 
 from __future__ import annotations
@@ -249,13 +251,17 @@ def abstention(should: list[bool], did: list[bool]) -> dict:
 
 def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = DEFAULT_K) -> dict:
     answers, seconds, _ = _ask_all(pipeline, (q["query"] for q in questions), k)
-    passage_hit = sentence_hit = holding = 0
+    passage_hit = sentence_hit = holding = direct = direct_right = 0
     for question, answer in zip(questions, answers):
         passage_hit += any(p.article_id == question["article_id"] for p in answer.passages[:3])
         # Plain substring, as the acceptance scores it.
         holds = [any(g in c.sentence for g in question["answers"]) for c in answer.citations]
         sentence_hit += any(holds)
         holding += sum(holds)
+        if answer.direct:
+            shown = answer.direct.lower()
+            direct += 1
+            direct_right += any(g.lower() in shown or shown in g.lower() for g in question["answers"])
     n = len(questions)
     cited = sum(len(a.citations) for a in answers)
     result = {
@@ -265,6 +271,9 @@ def evaluate_squad(pipeline: Pipeline, questions: list[dict], k: int = DEFAULT_K
         "mean_cited_sentences": cited / n,
         "precision": holding / max(1, cited),
         "abstained": sum(a.abstained for a in answers) / n,
+        # The bold short answer: how often one is shown, and how often it is (in) a gold answer.
+        "direct_shown": direct / n,
+        "direct_right": direct_right / max(1, direct),
         **latency(seconds),
     }
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in result.items()}

@@ -343,6 +343,9 @@ def test_answer_type_cues():
     # a word describing the name is not part of it; a name does not run over a line break
     assert cues.names_in("UK-listed HSF fell. London-based Revolut and Coca-Cola grew.", set()) == ["HSF", "Revolut", "Coca-Cola"]
     assert cues.names_in("Trump Park Avenue\nTrump Tower", set()) == ["Trump Park Avenue", "Trump Tower"]
+    # a word that starts a sentence or phrase is not the name's, and alone is no name
+    assert cues.names_in("Following BSkyB, Some Huguenots left. Some did. One stayed.", set()) == ["BSkyB", "Huguenots"]
+    assert cues.names_in("The All Blacks lost to Under Armour's team.", set()) == ["All Blacks", "Under Armour"]
     said = cues.question_words("Which company did TechCrunch name?")
     assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
     assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())
@@ -507,3 +510,26 @@ def test_lifted_sentences_are_ranked_again_with_their_part_scores():
     assert np.allclose(up.part_scores, [[0.8, 0.1, 0.2], [0.6, 0.3, 0.2]])
     assert up.part_eligible.tolist() == [[True, True, False], [True, False, True]]
     assert [c.score for c in evidence.sentences] == [0.9, 0.8, 0.7]  # the evidence given is unchanged
+
+
+def test_a_name_the_articles_share_answers_only_questions_about_what_sources_report():
+    """The best articles sharing a name answers "Which company, according to TechCrunch
+    and Wired, ...?"; for a question about one text (SQuAD) the name its paragraphs share is
+    their topic, not the answer (dev: 22 % of such bold names were right), so none is shown."""
+    import numpy as np
+
+    from rag import cues
+    from rag.chunk import Sentence
+    from rag.evidence import Evidence, ScoredSentence
+    from rag.retrieve import Hit
+
+    texts = ["BSkyB and Cisco use it for their boxes.", "BSkyB was formed in 1990.", "Later BSkyB and NDS built it."]
+    sentences = [
+        ScoredSentence(Sentence(f"a{i}", 0, 0, len(t), t), Hit(i, f"a{i}", t, 0, len(t), 0, 0, 1.0), np.zeros(3), 1.0 - i / 10)
+        for i, t in enumerate(texts)
+    ]
+    question = "What is the name of the TV scrambling system they use?"
+    alone = Evidence(question, question, [], sentences, 1.0, False, asks=cues.NAME)
+    assert cues.short_answer(alone, texts, cites_best=True) == ""
+    reported = Evidence(question, question, [], sentences, 1.0, False, outlets=["Wired"], asks=cues.NAME)
+    assert cues.short_answer(reported, texts, cites_best=True) == "BSkyB"

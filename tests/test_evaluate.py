@@ -70,13 +70,16 @@ def test_squad_figures_are_plain_substring_and_pooled_precision():
         {"query": "q2", "article_id": "a", "answers": ["1066"]},
     ]
     answers = [
-        Answer(question="q1", text="x", abstained=False, citations=[cite("They settled in Normandy."), cite("Other.")]),
+        Answer(question="q1", text="x", abstained=False, citations=[cite("They settled in Normandy."), cite("Other.")],
+               direct="normandy"),
         # lower-cased answer text does not count: the acceptance's substring is plain
-        Answer(question="q2", text="x", abstained=False, citations=[cite("In normandy 1066 it was.")]),
+        Answer(question="q2", text="x", abstained=False, citations=[cite("In normandy 1066 it was.")], direct="1067"),
     ]
     f = evaluate_squad(FakePipeline(answers), questions)
     assert f["answer_sentence_hit"] == 1 and f["mean_cited_sentences"] == 1.5
     assert f["precision"] == round(2 / 3, 4)
+    # the bold short answer: shown for both, right (case aside) for one
+    assert f["direct_shown"] == 1 and f["direct_right"] == 0.5
 
 
 def test_multihop_scoring_matches_the_official_rules():

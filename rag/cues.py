@@ -60,8 +60,8 @@ _PERSON_NOUNS = (
 )
 _NAMED_NOUNS = (
     "company|companies|organi[sz]ation|entity|entities|firm|group|team|country|city|state|nation|brand|platform|"
-    "product|app|tool|chatbot|device|network|university|court|agency|body|party|league|club|outlet|publication|"
-    "startup|band|institution|exchange|bank|regulator|government|event|game|film|show|series|" + _PERSON_NOUNS
+    "product|app|tool|chatbot|network|university|court|agency|body|party|league|club|outlet|publication|"
+    "startup|band|institution|exchange|bank|regulator|government|" + _PERSON_NOUNS
 )
 # "Which NFL team", "What AI-powered chatbot": up to three words between the question word and its noun.
 _WHICH_NOUN = (

@@ -73,7 +73,8 @@ _ASKS = (
     # The first of these the question says decides: "Who ... when ..." asks for a name,
     # "What year ... who ..." for a date; "how many" is tried before "how".
     (re.compile(r"\b(how (many|much)|what (number|percentage|proportion|share|amount)|how (long|old|far|big|large|tall|high))\b", re.I), NUMBER),
-    (re.compile(r"\b(when|what (year|years|day|date|month|time|century|decade)|which (year|day|date|month|century|decade)|in what year)\b", re.I), DATE),
+    # "when" asks when it opens a clause or ends the question, not in "What is it called when ...".
+    (re.compile(r"(^|[,;:]\s*|\b(and|but)\s+)when\b|\bwhen\s*\?|\b(what (year|years|day|date|month|time|century|decade)|which (year|day|date|month|century|decade)|in what year)\b", re.I), DATE),
     (re.compile(_WHO + "|" + _WHICH_NOUN % _NAMED_NOUNS + r"|\bwhat is the name\b|\bname of\b", re.I), NAME),
 )
 

@@ -340,6 +340,10 @@ def test_answer_type_cues():
     # the first question word decides
     assert cues.asks_for("Who is the quarterback that threw four touchdowns when it mattered?") == cues.NAME
     assert cues.asks_for("What year did the man who founded it die?") == cues.DATE
+    # "when" asks for a date when it opens a clause or ends the question
+    assert cues.asks_for("The French church in Portarlington was built when?") == cues.DATE
+    assert cues.asks_for("In 1998, when did it open?") == cues.DATE
+    assert cues.asks_for("What is it called when people rebel against unfair laws?") is None
     # a word describing the name is not part of it; a name does not run over a line break
     assert cues.names_in("UK-listed HSF fell. London-based Revolut and Coca-Cola grew.", set()) == ["HSF", "Revolut", "Coca-Cola"]
     assert cues.names_in("Trump Park Avenue\nTrump Tower", set()) == ["Trump Park Avenue", "Trump Tower"]

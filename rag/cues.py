@@ -351,11 +351,13 @@ def short_answer(
     """The name, date or number asked for, shown first in bold: the one the best sentence
     holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
     kind; for a name the question's articles should share, the one the cited sentences
-    agree on, else the one the best `vote_articles` articles share; for "Who ...?" across
-    several sources, else the person the best `read_for_person` sentences name most
-    (`most_named_person`). A name is as whole
-    as the sentences read write it ("Sam Altman", not "Altman"); "Who ...?" wants a
-    person's. "" when none clearly answers."""
+    agree on, else, for a question about what sources report (several sources or an
+    outlet named), the one the best `vote_articles` articles share (for one text, what
+    its paragraphs share is its topic: SQuAD dev, 25 of 116 such names were right); for
+    "Who ...?" across several sources, else the person the best `read_for_person`
+    sentences name most (`most_named_person`). A name is as whole as the sentences read
+    write it ("Sam Altman", not "Altman"); "Who ...?" wants a person's. "" when none
+    clearly answers."""
     if evidence.asks is None or not cited:
         return ""
     read = [c.text for c in evidence.sentences]

@@ -108,7 +108,7 @@ _LEADING = frozenset(
     "currently recently later earlier now once since although though despite during unlike upon until because only "
     "even still yet thus hence therefore indeed instead finally traditionally historically similarly "
     "additionally furthermore moreover nevertheless nonetheless notably including without among between "
-    "through within across against around onto toward towards whereas whether".split()
+    "through within across against around onto toward towards whereas whether considering regarding concerning".split()
 )
 """Words that start a sentence or a phrase, not a name: "Following BSkyB", "Some Huguenots" (not
 "all", "just", "under", "via": "All Blacks", "Just Eat", "Under Armour", "Via Rail")."""
@@ -288,17 +288,30 @@ def most_named_person(texts: Sequence[str], question: str, read: Sequence[str] =
     two of them or more and at least twice as often as anyone else: "Who is the individual
     ... according to Fortune, The Verge and TechCrunch?" is about the person the sentences
     read keep naming, even when no one sentence or article says the name alone."""
+    found = most_named_people(texts, question, read, 1)
+    return found[0] if found else None
+
+
+def most_named_people(texts: Sequence[str], question: str, read: Sequence[str] = (), count: int = 1) -> list[str]:
+    """The `count` people `texts` name most often (`most_named_person`), each in two texts
+    or more and at least twice as often as anyone after them; [] when not that clear."""
     known = read or texts
     said = question_words(question)
     common = common_words(tuple(known))
     counts: Counter[str] = Counter()
     for text in texts:
-        people = {full_name(n, known) for n in names_in(text, said, common) if not _ACRONYM.match(n) and looks_like_person(n, known)}
-        counts.update(people)
-    ranked = counts.most_common(2)
-    if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[0][1] < 2 * ranked[1][1]):
-        return None
-    return ranked[0][0]
+        # Once per text, in the order said: a tie goes to the one named first.
+        people = [full_name(n, known) for n in names_in(text, said, common) if not _ACRONYM.match(n) and looks_like_person(n, known)]
+        counts.update(list(dict.fromkeys(people)))
+    ranked = counts.most_common(count + 1)
+    top, rest = ranked[:count], ranked[count:]
+    if len(top) < count or top[-1][1] < 2 or (rest and top[-1][1] < 2 * rest[0][1]):
+        return []
+    return [name for name, _ in top]
+
+
+_TWO = re.compile(r"\b(which|what|who are the)\s+two\b", re.I)
+"""A question that asks for two names at once: "Which two individuals ..."."""
 
 
 _DATE_SPAN = re.compile(
@@ -362,6 +375,8 @@ def short_answer(
         return ""
     read = [c.text for c in evidence.sentences]
     name = evidence.asks == NAME
+    if name and evidence.several and _TWO.search(evidence.question):  # "Taylor Swift and Travis Kelce"
+        return " and ".join(most_named_people(read[:read_for_person], evidence.question, read, 2))
     found = ""
     if name and evidence.several:
         found = common_name(cited, evidence.question, read) or ""

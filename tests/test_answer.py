@@ -416,6 +416,11 @@ def test_the_person_the_sentences_read_keep_naming_answers_who():
     assert cues.most_named_person(read[:1], question) is None
     # The question's own names and organisations are not the answer.
     assert cues.most_named_person(read, "Who did Sam Bankman-Fried meet?") is None
+    # "Which two individuals ...?": the two named most, each twice as often as anyone after them.
+    pair = ["Considering Swift, Travis Kelce smiled.", "Taylor Swift met Travis Kelce.", "Swift sang.", "Kelce won."]
+    two = "Which two individuals were linked by rumours of a romance?"
+    assert cues.most_named_people(pair, two, count=2) == ["Taylor Swift", "Travis Kelce"]
+    assert cues.most_named_people([*pair, "Andy Reid and Kelce spoke.", "Andy Reid won."], two, count=2) == []
 
 
 def test_direct_answer_is_shown_first_in_bold(pipeline):
@@ -516,10 +521,8 @@ def test_lifted_sentences_are_ranked_again_with_their_part_scores():
     assert [c.score for c in evidence.sentences] == [0.9, 0.8, 0.7]  # the evidence given is unchanged
 
 
-def test_a_name_the_articles_share_answers_only_questions_about_what_sources_report():
-    """The best articles sharing a name answers "Which company, according to TechCrunch
-    and Wired, ...?"; for a question about one text (SQuAD) the name its paragraphs share is
-    their topic, not the answer (dev: 22 % of such bold names were right), so none is shown."""
+def evidence_of(texts, question, **fields):
+    """Evidence whose sentences are `texts`, best first, one article each."""
     import numpy as np
 
     from rag import cues
@@ -527,13 +530,30 @@ def test_a_name_the_articles_share_answers_only_questions_about_what_sources_rep
     from rag.evidence import Evidence, ScoredSentence
     from rag.retrieve import Hit
 
-    texts = ["BSkyB and Cisco use it for their boxes.", "BSkyB was formed in 1990.", "Later BSkyB and NDS built it."]
     sentences = [
         ScoredSentence(Sentence(f"a{i}", 0, 0, len(t), t), Hit(i, f"a{i}", t, 0, len(t), 0, 0, 1.0), np.zeros(3), 1.0 - i / 10)
         for i, t in enumerate(texts)
     ]
+    return Evidence(question, question, [], sentences, 1.0, False, asks=cues.asks_for(question), **fields)
+
+
+def test_a_name_the_articles_share_answers_only_questions_about_what_sources_report():
+    """The best articles sharing a name answers "Which company, according to TechCrunch
+    and Wired, ...?"; for a question about one text (SQuAD) the name its paragraphs share is
+    their topic, not the answer (dev: 22 % of such bold names were right), so none is shown."""
+    from rag import cues
+
+    texts = ["BSkyB and Cisco use it for their boxes.", "BSkyB was formed in 1990.", "Later BSkyB and NDS built it."]
     question = "What is the name of the TV scrambling system they use?"
-    alone = Evidence(question, question, [], sentences, 1.0, False, asks=cues.NAME)
-    assert cues.short_answer(alone, texts, cites_best=True) == ""
-    reported = Evidence(question, question, [], sentences, 1.0, False, outlets=["Wired"], asks=cues.NAME)
+    assert cues.short_answer(evidence_of(texts, question), texts, cites_best=True) == ""
+    reported = evidence_of(texts, question, outlets=["Wired"])
     assert cues.short_answer(reported, texts, cites_best=True) == "BSkyB"
+
+
+def test_a_question_asking_for_two_names_gets_both():
+    from rag import cues
+
+    texts = ["Considering Swift, Travis Kelce smiled.", "Taylor Swift met Travis Kelce.", "Swift sang.", "Kelce won."]
+    question = "Which two individuals, according to The Age and CBSSports.com, were linked by rumours?"
+    found = cues.short_answer(evidence_of(texts, question, several=True), texts[:2], cites_best=True)
+    assert found == "Taylor Swift and Travis Kelce"

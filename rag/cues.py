@@ -364,29 +364,32 @@ def short_answer(
     """The name, date or number asked for, shown first in bold: the one the best sentence
     holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
     kind; for a name the question's articles should share, the one the cited sentences
-    agree on, else, for a question about what sources report (several sources or an
-    outlet named), the one the best `vote_articles` articles share (for one text, what
-    its paragraphs share is its topic: SQuAD dev, 25 of 116 such names were right); for
-    "Who ...?" across several sources, else the person the best `read_for_person`
-    sentences name most (`most_named_person`). A name is as whole as the sentences read
-    write it ("Sam Altman", not "Altman"); "Who ...?" wants a person's. "" when none
-    clearly answers."""
+    agree on; for "Who ...?" about what sources report (several sources or an outlet
+    named), else the person the best `read_for_person` sentences name most
+    (`most_named_person`: the reports' "Sam Bankman-Fried", not a lone "Gary Wang");
+    else the best sentence's; else, for a question about what sources report, the one
+    the best `vote_articles` articles share (for one text, what its paragraphs share is
+    its topic: SQuAD dev, 25 of 116 such names were right). A name is as whole as the
+    sentences read write it ("Sam Altman", not "Altman"); "Who ...?" wants a person's.
+    "" when none clearly answers."""
     if evidence.asks is None or not cited:
         return ""
     read = [c.text for c in evidence.sentences]
     name = evidence.asks == NAME
     if name and evidence.several and _TWO.search(evidence.question):  # "Taylor Swift and Travis Kelce"
         return " and ".join(most_named_people(read[:read_for_person], evidence.question, read, 2))
+    reported = evidence.several or bool(evidence.outlets)
+    person = name and reported and asks_for_person(evidence.question)
     found = ""
     if name and evidence.several:
         found = common_name(cited, evidence.question, read) or ""
+    if not found and person:
+        found = most_named_person(read[:read_for_person], evidence.question, read) or ""
     if not found and cites_best:
         found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, read) or ""
-    if not found and name and (evidence.several or evidence.outlets) and vote_articles:
+    if not found and name and reported and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
         found = common_name([c.text for c in tops], evidence.question, read) or ""
-    if not found and name and evidence.several and asks_for_person(evidence.question):
-        found = most_named_person(read[:read_for_person], evidence.question, read) or ""
     return full_name(found, read) if found and name else found
 
 

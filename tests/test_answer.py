@@ -557,3 +557,20 @@ def test_a_question_asking_for_two_names_gets_both():
     question = "Which two individuals, according to The Age and CBSSports.com, were linked by rumours?"
     found = cues.short_answer(evidence_of(texts, question, several=True), texts[:2], cites_best=True)
     assert found == "Taylor Swift and Travis Kelce"
+
+
+def test_who_across_sources_is_the_person_the_reports_keep_naming():
+    """The best sentence names one person alone ("Gary Wang"), but the sentences read keep
+    naming another: a question about what sources report is about that one."""
+    from rag import cues
+
+    texts = [
+        "CTO Gary Wang testified on Tuesday.",
+        "Sam Bankman-Fried used Caroline Ellison as a front.",
+        "Bankman-Fried was convicted.",
+        "Prosecutors said Bankman-Fried lied.",
+    ]
+    question = "Who is the individual accused of using Caroline Ellison as a front, according to TechCrunch?"
+    assert cues.short_answer(evidence_of(texts, question, outlets=["TechCrunch"]), texts[:1], cites_best=True) == "Sam Bankman-Fried"
+    # about one text, the best sentence's name stands
+    assert cues.short_answer(evidence_of(texts, question), texts[:1], cites_best=True) == "Gary Wang"

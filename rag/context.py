@@ -37,14 +37,19 @@ def with_context(
 def antecedent(c: ScoredSentence, by_key: dict, store: IndexStore) -> ScoredSentence | None:
     """The nearest earlier sentence (up to three back) that stands on its own:
     for 'Ties soured after Erdogan refused to apologize for the attack', past
-    'A pilot lost his life in the attack', to 'Turkey shot down a Russian jet'."""
-    found = None
+    'A pilot lost his life in the attack', to 'Turkey shot down a Russian jet'. When
+    all three lean back too, the nearest: "… the statement read." leans on "Meanwhile,
+    the Turkish army confirmed in a statement …", not on a sentence three back."""
+    nearest = None
     article_id, at = c.key
     for position in range(at - 1, max(at - 4, -1), -1):
         found = by_key.get((article_id, position)) or sentence_at(store, c, position)
-        if found is None or not leans_back(found.text):
+        if found is None:
             break
-    return found
+        if not leans_back(found.text):
+            return found
+        nearest = nearest or found
+    return nearest
 
 
 def sentence_at(store: IndexStore, like: ScoredSentence, position: int) -> ScoredSentence | None:

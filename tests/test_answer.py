@@ -70,6 +70,16 @@ def test_russia_turkey_cites_ties_and_jet_in_reading_order(pipeline):
         )
 
 
+def test_a_sentence_that_leans_back_comes_with_the_nearest_one_when_none_before_stands_alone(pipeline):
+    # "... the statement read." leans on "Meanwhile, the Turkish army confirmed in a statement ...",
+    # which leans back too, as do the two before it: the nearest is its context, not the third.
+    answer = pipeline.ask("How many soldiers were wounded?")
+    sentences = [c.sentence for c in answer.citations]
+    wounded = next(i for i, s in enumerate(sentences) if "wounding 11 others" in s)
+    assert wounded > 0 and sentences[wounded - 1].startswith("Meanwhile, the Turkish army confirmed in a statement")
+    assert not any(s.startswith("During the phone call") for s in sentences)
+
+
 def test_follow_up_is_understood_in_context(pipeline):
     first = pipeline.ask(QUESTION)
     follow = pipeline.ask("And what did Putin say about it?", history=[Turn(QUESTION, first.text)])

@@ -391,7 +391,11 @@ class Answerer:
         """The name, date or number asked for (`rag.cues.short_answer`)."""
         best = evidence.sentences[0].sentence if evidence.sentences else None
         cites_best = best is not None and any(c.article_id == best.article_id and c.start == best.start for c in citations)
-        return cues.short_answer(evidence, [c.sentence for c in citations], cites_best, self.vote_articles)
+        # The articles read, for a name's full form: news writes it in full once, then by last name or initials.
+        reads_names = evidence.asks == cues.NAME and self.store is not None  # composing alone (tests) reads no store
+        ids = dict.fromkeys(c.sentence.article_id for c in evidence.sentences) if reads_names else {}
+        articles = [self.store.article_text(i) for i in ids]
+        return cues.short_answer(evidence, [c.sentence for c in citations], cites_best, self.vote_articles, articles=articles)
 
     def _per_source(self, evidence: Evidence) -> tuple[list[ScoredSentence], list[Citation], list[SourceGroup]]:
         """The best sentence of each needed article, grouped by outlet (`rag.sources`)."""

@@ -206,6 +206,9 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     of him. A longer name loses a first word that only came with one sentence's start:
     "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
     forms = _forms(tuple(texts))
+    if _ACRONYM.match(name) and len(name) >= 3:  # "SBF" -> "Sam Bankman-Fried", "HSF" -> "Hipgnosis Songs Fund"
+        spelled = [form for form in forms if len(form.split()) > 1 and _initials(form) == name.replace(".", "")]
+        return max(spelled, key=lambda form: (forms[form], len(form)), default=name)
     words = name.split()
     while len(words) > 2 and words[0] in _TITLES:  # "CTO Gary Wang" -> "Gary Wang"
         words = words[1:]
@@ -217,6 +220,40 @@ def full_name(name: str, texts: Sequence[str]) -> str:
         return name
     longer = [form for form in forms if len(form) > len(name) and re.search(r"(?<![\w-])" + re.escape(name) + r"$", form)]
     return max(longer, key=lambda form: (forms[form], len(form)), default=name)
+
+
+@functools.lru_cache(maxsize=256)
+def first_mentions(article: str, head: int = 4000) -> tuple[str, ...]:
+    """Each name of `article`'s first `head` characters as it is first written: news names a
+    person or a body in full once, early ("Sam Bankman-Fried", "Hipgnosis Songs Fund"), then
+    by last name or initials ("Bankman-Fried", "SBF"). Later longer forms ("Android ChatGPT")
+    are not the name."""
+    article = article[:head]
+    common = common_words((article,))
+    first: dict[str, str] = {}
+    met: set[str] = set()
+    for m in _CAPITALISED.finditer(article):
+        if m.group(0) in met or all(word in first for word in m.group(0).split()):
+            continue  # most capitalised words are names (or "The", "He") already met: skip them cheaply
+        met.add(m.group(0))
+        # A sentence's first word may be a common word, not part of the name ("Leading Everton").
+        for name in names_in(m.group(0), set(), common if _opens_sentence(article, m.start()) else frozenset()):
+            if not any(word in first for word in name.split()):  # "Framing Britney" after "Britney Spears"
+                first.update(dict.fromkeys(name.split(), name))
+    return tuple(dict.fromkeys(first.values()))
+
+
+def _opens_sentence(text: str, at: int) -> bool:
+    """`at` starts a sentence of `text`: after its start, a line break or a full stop (opening quotes aside)."""
+    before = text[max(0, at - 8) : at].rstrip("\"'\u201c\u2018(")
+    if not before.strip():
+        return at <= 8 or "\n" in before
+    return "\n" in before[len(before.rstrip()) :] or (before[-1].isspace() and before.rstrip()[-1] in ".!?\"\u201d")
+
+
+def _initials(name: str) -> str:
+    """The capital letters a name's words start with: "Sam Bankman-Fried" -> "SBF"."""
+    return "".join(w[0] for w in re.split(r"[\s-]+", name) if w[:1].isupper())
 
 
 def mentions(text: str, name: str) -> bool:
@@ -246,10 +283,16 @@ _ORGANISATION = frozenset(
 
 def looks_like_person(name: str, texts: Sequence[str]) -> bool:
     """A person's name, as far as the words tell: written in full somewhere in `texts` as
-    two words or more ("Bankman-Fried" -> "Sam Bankman-Fried"), none of them an
-    organisation's ("Exchange Commission"), and not an acronym ("FTX")."""
-    words = full_name(name, texts).split()
-    return len(words) >= 2 and not _ACRONYM.match(name) and not any(w.lower().strip(".,") in _ORGANISATION for w in words)
+    two words or more ("Bankman-Fried" or "SBF" -> "Sam Bankman-Fried"), none of them an
+    organisation's ("Exchange Commission") or "of" ("CEO of Alameda" is a post), and not
+    an acronym ("FTX")."""
+    whole = full_name(name, texts)
+    words = whole.split()
+    return (
+        len(words) >= 2
+        and not _ACRONYM.match(whole)
+        and not any(w.lower().strip(".,") in _ORGANISATION or w == "of" for w in words)
+    )
 
 
 def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -> str | None:
@@ -267,8 +310,9 @@ def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -
     holders: dict[str, set[int]] = {}
     for i, text in enumerate(texts):
         for name in set(names_in(text, said, common)):
-            if not (person and _ACRONYM.match(name)):
-                holders.setdefault(name, set()).add(i)
+            whole = full_name(name, known) if _ACRONYM.match(name) else name  # "SBF" is "Sam Bankman-Fried"
+            if not (person and _ACRONYM.match(whole)):
+                holders.setdefault(whole, set()).add(i)
     if person:  # a person's name if any is one ("Bankman-Fried", not "Exchange Commission")
         people = {name: where for name, where in holders.items() if looks_like_person(name, known)}
         holders = people or holders
@@ -301,8 +345,9 @@ def most_named_people(texts: Sequence[str], question: str, read: Sequence[str] =
     counts: Counter[str] = Counter()
     for text in texts:
         # Once per text, in the order said: a tie goes to the one named first.
-        people = [full_name(n, known) for n in names_in(text, said, common) if not _ACRONYM.match(n) and looks_like_person(n, known)]
-        counts.update(list(dict.fromkeys(people)))
+        people = [full_name(n, known) for n in names_in(text, said, common) if looks_like_person(n, known)]
+        # "SBF" grows to the "Sam Bankman-Fried" a question may already say.
+        counts.update([p for p in dict.fromkeys(people) if p.split()[-1].lower().strip(".'\u2019s") not in said])
     ranked = counts.most_common(count + 1)
     top, rest = ranked[:count], ranked[count:]
     if len(top) < count or top[-1][1] < 2 or (rest and top[-1][1] < 2 * rest[0][1]):
@@ -359,7 +404,8 @@ def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str
 
 
 def short_answer(
-    evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6, read_for_person: int = 20
+    evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6, read_for_person: int = 20,
+    articles: Sequence[str] = (),
 ) -> str:
     """The name, date or number asked for, shown first in bold: the one the best sentence
     holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
@@ -370,27 +416,29 @@ def short_answer(
     else the best sentence's; else, for a question about what sources report, the one
     the best `vote_articles` articles share (for one text, what its paragraphs share is
     its topic: SQuAD dev, 25 of 116 such names were right). A name is as whole as the
-    sentences read write it ("Sam Altman", not "Altman"); "Who ...?" wants a person's.
+    sentences read write it, or as the `articles` read first name it (`first_mentions`:
+    "Sam Altman", not "Altman"); "Who ...?" wants a person's.
     "" when none clearly answers."""
     if evidence.asks is None or not cited:
         return ""
     read = [c.text for c in evidence.sentences]
+    known = [*read, *(name for article in articles for name in first_mentions(article))]
     name = evidence.asks == NAME
     if name and evidence.several and _TWO.search(evidence.question):  # "Taylor Swift and Travis Kelce"
-        return " and ".join(most_named_people(read[:read_for_person], evidence.question, read, 2))
+        return " and ".join(most_named_people(read[:read_for_person], evidence.question, known, 2))
     reported = evidence.several or bool(evidence.outlets)
     person = name and reported and asks_for_person(evidence.question)
     found = ""
     if name and evidence.several:
-        found = common_name(cited, evidence.question, read) or ""
+        found = common_name(cited, evidence.question, known) or ""
     if not found and person:
-        found = most_named_person(read[:read_for_person], evidence.question, read) or ""
+        found = most_named_person(read[:read_for_person], evidence.question, known) or ""
     if not found and cites_best:
-        found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, read) or ""
+        found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, known) or ""
     if not found and name and reported and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
-        found = common_name([c.text for c in tops], evidence.question, read) or ""
-    return full_name(found, read) if found and name else found
+        found = common_name([c.text for c in tops], evidence.question, known) or ""
+    return full_name(found, known) if found and name else found
 
 
 def previous_key(key: tuple[str, int]) -> tuple[str, int]:

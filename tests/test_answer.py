@@ -584,3 +584,32 @@ def test_who_across_sources_is_the_person_the_reports_keep_naming():
     assert cues.short_answer(evidence_of(texts, question, outlets=["TechCrunch"]), texts[:1], cites_best=True) == "Sam Bankman-Fried"
     # about one text, the best sentence's name stands
     assert cues.short_answer(evidence_of(texts, question), texts[:1], cites_best=True) == "Gary Wang"
+
+
+def test_a_name_is_as_whole_as_the_articles_first_write_it():
+    """News names a person or a body in full once, then by last name or initials: the
+    sentences read may say only "Bankman-Fried" or "SBF", the article's first mention
+    says "Sam Bankman-Fried"; a later, longer form ("Android ChatGPT") is not the name."""
+    from rag import cues
+
+    article = (
+        "Sam Bankman-Fried founded FTX. ChatGPT is popular.\n"
+        "Hipgnosis Songs Fund (HSF) fell. Bankman-Fried said the Android ChatGPT app was not his."
+    )
+    first = cues.first_mentions(article)
+    assert first == ("Sam Bankman-Fried", "FTX", "ChatGPT", "Hipgnosis Songs Fund", "HSF")
+    # Initials grow to the name they stand for, three letters or more; others stay.
+    assert cues.full_name("SBF", list(first)) == "Sam Bankman-Fried"
+    assert cues.full_name("HSF", list(first)) == "Hipgnosis Songs Fund"
+    assert cues.full_name("FTX", list(first)) == "FTX"
+    assert cues.full_name("SF", ["San Francisco"]) == "SF"
+    # A post is not a person; initials of one are.
+    assert not cues.looks_like_person("CEO of Alameda", ["CEO of Alameda spoke."])
+    assert cues.looks_like_person("SBF", list(first))
+    # The reports say "SBF" and "Bankman-Fried", never in full; the person is the one the article first names.
+    read = ["CTO Gary Wang testified.", "SBF lied.", "SBF ran FTX.", "Bankman-Fried spoke."]
+    question = "Who is the individual that, according to TechCrunch, ran the exchange?"
+    assert cues.most_named_person(read, question) is None  # "SBF" alone is no one's name
+    assert cues.most_named_person(read, question, [*read, *first]) == "Sam Bankman-Fried"
+    evidence = evidence_of(read, question, outlets=["TechCrunch"])
+    assert cues.short_answer(evidence, read[:1], cites_best=True, articles=[article]) == "Sam Bankman-Fried"

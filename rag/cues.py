@@ -205,9 +205,10 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     search for the name, want it whole), not "Jack Altman" when only one text speaks
     of him. A longer name loses a first word that only came with one sentence's start:
     "Confirmation Sam Altman" -> "Sam Altman" when texts say that more often."""
-    forms = _forms(tuple(texts))
+    texts = tuple(texts)
+    forms = _forms(texts)
     if _ACRONYM.match(name) and len(name) >= 3:  # "SBF" -> "Sam Bankman-Fried", "HSF" -> "Hipgnosis Songs Fund"
-        spelled = [form for form in forms if len(form.split()) > 1 and _initials(form) == name.replace(".", "")]
+        spelled = _by_initials(texts).get(name.replace(".", ""), [])
         return max(spelled, key=lambda form: (forms[form], len(form)), default=name)
     words = name.split()
     while len(words) > 2 and words[0] in _TITLES:  # "CTO Gary Wang" -> "Gary Wang"
@@ -218,8 +219,16 @@ def full_name(name: str, texts: Sequence[str]) -> str:
         return max([name, *shorter], key=lambda form: (forms[form], len(form)))
     if len(words) > 1:
         return name
-    longer = [form for form in forms if len(form) > len(name) and re.search(r"(?<![\w-])" + re.escape(name) + r"$", form)]
+    longer = _by_last_word(texts).get(name, [])
+    if not longer and len(name) <= 3:  # "Fed" -> "Federal Reserve": a body's name cut short (not "Ford")
+        longer = [form for form in forms if _cut_short(name, form)]
     return max(longer, key=lambda form: (forms[form], len(form)), default=name)
+
+
+def _cut_short(name: str, form: str) -> bool:
+    """`name` is the start of `form`'s first word, and `form` names a body ("Fed", "Federal Reserve")."""
+    words = form.split()
+    return len(words) > 1 and words[0].startswith(name) and words[0] != name and words[-1].lower() in _ORGANISATION
 
 
 @functools.lru_cache(maxsize=256)
@@ -272,27 +281,53 @@ def _forms(texts: tuple[str, ...]) -> Counter[str]:
     return forms
 
 
+@functools.lru_cache(maxsize=16)
+def _by_last_word(texts: tuple[str, ...]) -> dict[str, list[str]]:
+    """The names of two words or more that `texts` write, by their last word ("Altman": ["Sam Altman"])."""
+    out: dict[str, list[str]] = {}
+    for form in _forms(texts):
+        if " " in form:
+            out.setdefault(form.split()[-1], []).append(form)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _by_initials(texts: tuple[str, ...]) -> dict[str, list[str]]:
+    """The names of two words or more that `texts` write, by their initials ("SBF": ["Sam Bankman-Fried"])."""
+    out: dict[str, list[str]] = {}
+    for form in _forms(texts):
+        if " " in form:
+            out.setdefault(_initials(form), []).append(form)
+    return out
+
+
 # Words that make a name an organisation's, not a person's.
 _ORGANISATION = frozenset(
     "commission exchange securities inc corp corporation company co ltd llc plc group bank fund association "
     "university department agency committee court council reserve board authority ministry foundation institute "
     "capital partners holdings research media news times post journal club team league party government office "
-    "services network systems technologies labs".split()
+    "services network systems technologies labs state".split()
 )
+
+_NOT_IN_PERSONS = _ORGANISATION | _COUNTS
+_CAPITALS = re.compile(r"^(?!(II|III|IV)$)[A-Z]+$")
+"""A word in capitals (no full stop) is not part of a person's name: "Open AI", "Gen Z" (but "Trey
+Murphy III", "J. R. Smith")."""
 
 
 def looks_like_person(name: str, texts: Sequence[str]) -> bool:
     """A person's name, as far as the words tell: written in full somewhere in `texts` as
     two words or more ("Bankman-Fried" or "SBF" -> "Sam Bankman-Fried"), none of them an
-    organisation's ("Exchange Commission") or "of" ("CEO of Alameda" is a post), and not
-    an acronym ("FTX")."""
+    organisation's ("Exchange Commission"), a number ("Big Ten"), in capitals ("Open AI") or
+    "of" ("CEO of Alameda" is a post), and not an acronym ("FTX")."""
     whole = full_name(name, texts)
     words = whole.split()
     return (
         len(words) >= 2
         and not _ACRONYM.match(whole)
-        and not any(w.lower().strip(".,") in _ORGANISATION or w == "of" for w in words)
+        and not any(w.lower().strip(".,") in _NOT_IN_PERSONS or w == "of" or _CAPITALS.match(w) for w in words)
     )
+
 
 
 def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -> str | None:
@@ -407,15 +442,16 @@ def short_answer(
     evidence: Evidence, cited: Sequence[str], cites_best: bool, vote_articles: int = 6, read_for_person: int = 20,
     articles: Sequence[str] = (),
 ) -> str:
-    """The name, date or number asked for, shown first in bold: the one the best sentence
-    holds, when it is among the `cited` ones (`cites_best`) and holds exactly one of that
-    kind; for a name the question's articles should share, the one the cited sentences
-    agree on; for "Who ...?" about what sources report (several sources or an outlet
-    named), else the person the best `read_for_person` sentences name most
-    (`most_named_person`: the reports' "Sam Bankman-Fried", not a lone "Gary Wang");
-    else the best sentence's; else, for a question about what sources report, the one
-    the best `vote_articles` articles share (for one text, what its paragraphs share is
-    its topic: SQuAD dev, 25 of 116 such names were right). A name is as whole as the
+    """The name, date or number asked for, shown first in bold. For "Who ...?" about what
+    sources report (several sources or an outlet named), the person the best
+    `read_for_person` sentences name most (`most_named_person`: the reports' "Sam
+    Bankman-Fried", not a lone "Gary Wang" nor the "Trump Park Avenue" two cited sentences
+    share); else, for a name the question's articles should share, the one the cited
+    sentences agree on; else the one the best sentence holds, when it is among the `cited`
+    ones (`cites_best`) and holds exactly one of that kind; else, for a question about what
+    sources report, the one the best `vote_articles` articles share (for one text, what its
+    paragraphs share is its topic: SQuAD dev, 25 of 116 such names were right). A body's
+    name comes with the "The" the texts give it (`with_the`). A name is as whole as the
     sentences read write it, or as the `articles` read first name it (`first_mentions`:
     "Sam Altman", not "Altman"); "Who ...?" wants a person's.
     "" when none clearly answers."""
@@ -429,16 +465,28 @@ def short_answer(
     reported = evidence.several or bool(evidence.outlets)
     person = name and reported and asks_for_person(evidence.question)
     found = ""
-    if name and evidence.several:
-        found = common_name(cited, evidence.question, known) or ""
-    if not found and person:
+    if person:
         found = most_named_person(read[:read_for_person], evidence.question, known) or ""
+    if not found and name and evidence.several:
+        found = common_name(cited, evidence.question, known) or ""
     if not found and cites_best:
         found = direct_answer(evidence.sentences[0].text, evidence.asks, evidence.question, known) or ""
     if not found and name and reported and vote_articles:
         tops = best_per_article(evidence.sentences)[:vote_articles]
         found = common_name([c.text for c in tops], evidence.question, known) or ""
-    return full_name(found, known) if found and name else found
+    if not (found and name):
+        return found
+    whole = full_name(found, known)
+    return whole if asks_for_person(evidence.question) else with_the(whole, read, also=found)
+
+
+def with_the(name: str, texts: Sequence[str], also: str = "") -> str:
+    """`name` as the answer's first words: "The Federal Reserve" when `texts` write it (or its
+    short form `also`, "the Fed") after "the" two times of three or more, as a body's name is."""
+    names = "|".join(re.escape(n) for n in dict.fromkeys([name, also or name]))
+    pattern = r"\b((?i:the)\s+)?(" + names + r")(?![\w-])"
+    said = [m.group(1) is not None for text in texts for m in re.finditer(pattern, text)]
+    return f"The {name}" if len(said) >= 2 and 3 * sum(said) >= 2 * len(said) else name
 
 
 def previous_key(key: tuple[str, int]) -> tuple[str, int]:

@@ -613,3 +613,39 @@ def test_a_name_is_as_whole_as_the_articles_first_write_it():
     assert cues.most_named_person(read, question, [*read, *first]) == "Sam Bankman-Fried"
     evidence = evidence_of(read, question, outlets=["TechCrunch"])
     assert cues.short_answer(evidence, read[:1], cites_best=True, articles=[article]) == "Sam Bankman-Fried"
+
+
+def test_a_body_is_named_as_the_texts_name_it_and_a_person_is_not_a_post_or_a_number():
+    from rag import cues
+
+    # "Fed" is the Federal Reserve cut short; a four-letter name is not ("Ford" is no "Fordham").
+    texts = ["The Fed held rates.", "The Federal Reserve said so.", "Fordham University agreed."]
+    assert cues.full_name("Fed", texts) == "Federal Reserve"
+    assert cues.full_name("Ford", texts) == "Ford"
+    # "The" comes with a body's name when the texts give it two times of three or more.
+    assert cues.with_the("Federal Reserve", texts, also="Fed") == "The Federal Reserve"
+    assert cues.with_the("Google", ["Google won.", "The Google case", "Google lost."]) == "Google"
+    assert cues.with_the("Normans", ["The Normans came."]) == "Normans"  # said once: no telling
+    # Numbers, capitals and posts are not people's names; a generation suffix is.
+    people = ["Big Ten", "Open AI", "Gen Z", "CEO of Alameda"]
+    assert not any(cues.looks_like_person(n, [n]) for n in people)
+    assert cues.looks_like_person("Trey Murphy III", ["Trey Murphy III scored."])
+
+
+def test_who_across_sources_is_the_person_named_most_before_what_the_cited_sentences_share():
+    """The two cited sentences share a building's name, the sentences read keep naming a
+    person: "Which individual ...?" wants the person."""
+    from rag import cues
+
+    texts = [
+        "Trump Tower was valued at $1 billion.",
+        "Trump Tower is in Manhattan.",
+        "Donald Trump inflated the values.",
+        "Trump denied it.",
+        "Trump appealed.",
+        "Trump said so.",
+    ]
+    question = "Which individual inflated the value of an estate, according to Fortune and The Age?"
+    evidence = evidence_of(texts, question, several=True, outlets=["Fortune", "The Age"])
+    assert cues.common_name(texts[:2], question, texts) == "Trump Tower"
+    assert cues.short_answer(evidence, texts[:2], cites_best=True) == "Donald Trump"

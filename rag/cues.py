@@ -458,7 +458,8 @@ def short_answer(
     if evidence.asks is None or not cited:
         return ""
     read = [c.text for c in evidence.sentences]
-    known = [*read, *(name for article in articles for name in first_mentions(article))]
+    # The articles' first mentions as one text, a name a line: a name does not run over a line break.
+    known = [*read, "\n".join(name for article in articles for name in first_mentions(article))]
     name = evidence.asks == NAME
     if name and evidence.several and _TWO.search(evidence.question):  # "Taylor Swift and Travis Kelce"
         return " and ".join(most_named_people(read[:read_for_person], evidence.question, known, 2))

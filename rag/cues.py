@@ -306,7 +306,7 @@ _ORGANISATION = frozenset(
     "commission exchange securities inc corp corporation company co ltd llc plc group bank fund association "
     "university department agency committee court council reserve board authority ministry foundation institute "
     "capital partners holdings research media news times post journal club team league party government office "
-    "services network systems technologies labs state".split()
+    "services network systems technologies labs state republic center centre fort".split()
 )
 
 _NOT_IN_PERSONS = _ORGANISATION | _COUNTS
@@ -433,9 +433,33 @@ def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str
     found = list(dict.fromkeys(names_in(text, said, common_words(tuple(read)))))
     # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").
     found = [f for f in found if not any(f != g and f in g for g in found)]
+    if len(found) > 1:  # "Kremlin spokesman, Dmitry Peskov, said Vladimir Putin ...": the one the question describes
+        described = _described(question)
+        found = [f for f in found if _named_by(text, f, described)] or found
     if len(found) != 1 or (asks_for_person(question) and not looks_like_person(found[0], read)):
         return None
     return found[0]
+
+
+_DESCRIBED = re.compile(
+    r"\bwho\s+(?:is|was|are|were)\s+(?:the\s+)?(?:[\w'\u2019-]+\s*){1,4}?(?:[?,]|\b(?:that|who|which|when|in|of|for|at|on)\b|$)|"
+    + _WHICH_NOUN % _NAMED_NOUNS,
+    re.I,
+)
+
+
+def _described(question: str) -> set[str]:
+    """The words the question describes its answer by: "Who is the Kremlin spokesman?" ->
+    {"kremlin", "spokesman"}; "Which NFL team ...?" -> {"nfl", "team"}."""
+    m = _DESCRIBED.search(question)
+    words = {w.lower() for w in re.findall(r"[\w\u2019'-]+", m.group(0))[1:]} if m else set()
+    return words - STOPWORDS
+
+
+def _named_by(text: str, name: str, described: set[str]) -> bool:
+    """`text` puts `name` right after a word the question describes its answer by ("spokesman, Dmitry Peskov")."""
+    before = re.findall(r"[\w'\u2019-]+", text[: text.find(name)])
+    return bool(before) and before[-1].lower() in described
 
 
 def short_answer(

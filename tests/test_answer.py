@@ -649,3 +649,16 @@ def test_who_across_sources_is_the_person_named_most_before_what_the_cited_sente
     evidence = evidence_of(texts, question, several=True, outlets=["Fortune", "The Age"])
     assert cues.common_name(texts[:2], question, texts) == "Trump Tower"
     assert cues.short_answer(evidence, texts[:2], cites_best=True) == "Donald Trump"
+
+
+def test_of_several_names_the_one_the_question_describes_answers(pipeline):
+    """"Who is the Kremlin spokesman?": the best sentence names three people, but puts one right
+    after the words the question describes its answer by."""
+    from rag import cues
+
+    sentence = "Kremlin spokesman, Dmitry Peskov, said President Vladimir Putin had called Recep Tayyip Erdogan."
+    assert cues.direct_answer(sentence, cues.NAME, "Who is the Kremlin spokesman?") == "Dmitry Peskov"
+    # A word the question uses for something else ("publishers") points at no answer.
+    sentence = "The case, filed by publisher Helena World Chronicle, argues that Google hurt publishers."
+    assert cues.direct_answer(sentence, cues.NAME, "Which company, reported by TechCrunch, hurt news publishers?") is None
+    assert pipeline.ask("Who is the Kremlin spokesman?").direct == "Dmitry Peskov"

@@ -208,7 +208,7 @@ def full_name(name: str, texts: Sequence[str]) -> str:
     texts = tuple(texts)
     forms = _forms(texts)
     if _ACRONYM.match(name) and len(name) >= 3:  # "SBF" -> "Sam Bankman-Fried", "HSF" -> "Hipgnosis Songs Fund"
-        spelled = _by_initials(texts).get(name.replace(".", ""), [])
+        spelled = _whole_forms(texts)[1].get(name.replace(".", ""), [])
         return max(spelled, key=lambda form: (forms[form], len(form)), default=name)
     words = name.split()
     while len(words) > 2 and words[0] in _TITLES:  # "CTO Gary Wang" -> "Gary Wang"
@@ -219,7 +219,7 @@ def full_name(name: str, texts: Sequence[str]) -> str:
         return max([name, *shorter], key=lambda form: (forms[form], len(form)))
     if len(words) > 1:
         return name
-    longer = _by_last_word(texts).get(name, [])
+    longer = _whole_forms(texts)[0].get(name, [])
     if not longer and len(name) <= 3:  # "Fed" -> "Federal Reserve": a body's name cut short (not "Ford")
         longer = [form for form in forms if _cut_short(name, form)]
     return max(longer, key=lambda form: (forms[form], len(form)), default=name)
@@ -282,23 +282,16 @@ def _forms(texts: tuple[str, ...]) -> Counter[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _by_last_word(texts: tuple[str, ...]) -> dict[str, list[str]]:
-    """The names of two words or more that `texts` write, by their last word ("Altman": ["Sam Altman"])."""
-    out: dict[str, list[str]] = {}
+def _whole_forms(texts: tuple[str, ...]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The names of two words or more that `texts` write, by their last word ("Altman": ["Sam
+    Altman"]) and by their initials ("SBF": ["Sam Bankman-Fried"])."""
+    by_last: dict[str, list[str]] = {}
+    by_initials: dict[str, list[str]] = {}
     for form in _forms(texts):
         if " " in form:
-            out.setdefault(form.split()[-1], []).append(form)
-    return out
-
-
-@functools.lru_cache(maxsize=16)
-def _by_initials(texts: tuple[str, ...]) -> dict[str, list[str]]:
-    """The names of two words or more that `texts` write, by their initials ("SBF": ["Sam Bankman-Fried"])."""
-    out: dict[str, list[str]] = {}
-    for form in _forms(texts):
-        if " " in form:
-            out.setdefault(_initials(form), []).append(form)
-    return out
+            by_last.setdefault(form.split()[-1], []).append(form)
+            by_initials.setdefault(_initials(form), []).append(form)
+    return by_last, by_initials
 
 
 # Words that make a name an organisation's, not a person's.
@@ -327,7 +320,6 @@ def looks_like_person(name: str, texts: Sequence[str]) -> bool:
         and not _ACRONYM.match(whole)
         and not any(w.lower().strip(".,") in _NOT_IN_PERSONS or w == "of" or _CAPITALS.match(w) for w in words)
     )
-
 
 
 def common_name(texts: Sequence[str], question: str, read: Sequence[str] = ()) -> str | None:

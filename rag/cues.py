@@ -231,8 +231,8 @@ def _cut_short(name: str, form: str) -> bool:
     return len(words) > 1 and words[0].startswith(name) and words[0] != name and words[-1].lower() in _ORGANISATION
 
 
-@functools.lru_cache(maxsize=256)
-def first_mentions(article: str, head: int = 4000) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=1024)  # the articles of some hundred questions (~11 kB of text each)
+def first_mentions(article: str, head: int = 2000) -> tuple[str, ...]:
     """Each name of `article`'s first `head` characters as it is first written: news names a
     person or a body in full once, early ("Sam Bankman-Fried", "Hipgnosis Songs Fund"), then
     by last name or initials ("Bankman-Fried", "SBF"). Later longer forms ("Android ChatGPT")
@@ -474,8 +474,10 @@ def short_answer(
     if evidence.asks is None or not cited:
         return ""
     read = [c.text for c in evidence.sentences]
-    # The articles' first mentions as one text, a name a line: a name does not run over a line break.
-    known = [*read, "\n".join(name for article in articles for name in first_mentions(article))]
+    # The articles' first mentions of two words or more (the others grow no name), as one text, a
+    # name a line: a name does not run over a line break.
+    in_full = (name for article in articles for name in first_mentions(article) if " " in name)
+    known = [*read, "\n".join(in_full)]
     name = evidence.asks == NAME
     if name and evidence.several and _TWO.search(evidence.question):  # "Taylor Swift and Travis Kelce"
         return " and ".join(most_named_people(read[:read_for_person], evidence.question, known, 2))

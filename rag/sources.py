@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 COMPARISON = re.compile(
-    r"\b(both|compared?|comparison|in contrast|contrast(s|ing)?|differ(s|ent|ence)?|consistent|"
+    r"\b(both|compared?|comparison|in contrast|contrast(s|ing)?|differ(s|ent|ently|ence)?|(in)?consisten(t|cy)|"
     r"same|similar(ly)?|unlike|while|whereas|versus|vs\.?|either|neither|also|as well as|"
+    r"between|chang(e|ed|es)|shift(ed|s)?|agree(s|ment)?|align(s)?|before|after|subsequent(ly)?|another|"
     r"articles|reports|reporting[s]?|sources|outlets)\b",
     re.I,
 )

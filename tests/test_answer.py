@@ -329,6 +329,12 @@ def test_named_outlets_need_their_capitals():
     assert needs_several("Does The Age report this, while the other report does not?", ["The Age"], set())
     assert not needs_several("What else did the king also build while at war?", [], set())
     assert not needs_several("Why did Russia-Turkey ties sour?", [], set())
+    # Two reports of one outlet set against each other: "between", "change", "inconsistency".
+    tc = ["TechCrunch"]
+    assert needs_several("Between the TechCrunch article on Gemini and the one on the lawsuit, was there a change?", tc, set())
+    assert needs_several("Was there inconsistency in how TechCrunch portrayed him?", tc, set())
+    assert needs_several("Does TechCrunch describe it differently from the Gemini report?", tc, set())
+    assert not needs_several("What did TechCrunch report about the Gemini launch?", tc, set())
 
 
 def test_answer_type_cues():

@@ -278,9 +278,9 @@ class Answerer:
         # answered from it (MultiHop-RAG dev: 97 of 126 null queries, no answerable one).
         unknown = unknown_outlets(question, self.retriever.sources)
         days = mentioned_dates(question)
-        several = needs_several(question, outlets, days)
-        spans = parts(question, outlets) if several else []
-        spans = spans if len(spans) > 1 else []
+        spans = parts(question, outlets)
+        several = needs_several(question, outlets, days, len(spans))
+        spans = spans if several and len(spans) > 1 else []
         clauses = [question[start:end] for start, end in spans]
         # The only embedding at answer time: the question (and a follow-up's
         # expanded query); sentence vectors were made by the build. A part's

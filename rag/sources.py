@@ -104,12 +104,15 @@ def unknown_outlets(question: str, known: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def needs_several(question: str, outlets: Sequence[str], days: set[str]) -> bool:
+def needs_several(question: str, outlets: Sequence[str], days: set[str], clauses: int = 1) -> bool:
     """A question that names two or more outlets or days, or names one and reads as
-    a comparison ("Does the TechCrunch article on X, in contrast to the one on Y, …").
-    Comparison words alone ("also", "while") do not make a question about
+    a comparison ("Does the TechCrunch article on X, in contrast to the one on Y, …")
+    or asks several things of it in `clauses` clauses (`rag.parts`: "Which company,
+    according to TechCrunch, faces X and is known for Y?" needs the report of each).
+    Comparison words or clauses alone ("also", "while") do not make a question about
     several reports: most questions that use them want one fact."""
-    return len(outlets) > 1 or len(days) > 1 or (bool(outlets or days) and bool(COMPARISON.search(question)))
+    named = bool(outlets or days)
+    return len(outlets) > 1 or len(days) > 1 or (named and (clauses > 1 or bool(COMPARISON.search(question))))
 
 
 def best_per_article(ranked: Sequence[Candidate]) -> list[Candidate]:

@@ -335,6 +335,15 @@ def test_named_outlets_need_their_capitals():
     assert needs_several("Was there inconsistency in how TechCrunch portrayed him?", tc, set())
     assert needs_several("Does TechCrunch describe it differently from the Gemini report?", tc, set())
     assert not needs_several("What did TechCrunch report about the Gemini launch?", tc, set())
+    # Several things asked of one outlet: each may be another of its reports.
+    from rag.parts import parts
+
+    many = (
+        "Which entity is engaged with Amazon over competition concerns, deploys staff within its new AI Office, "
+        "and has focused on illegal content on X, as reported by TechCrunch?"
+    )
+    assert needs_several(many, tc, set(), len(parts(many, tc)))
+    assert not needs_several("Why did Russia-Turkey ties sour, and what came next?", [], set(), 2)
 
 
 def test_answer_type_cues():

@@ -161,19 +161,25 @@ def pick_per_source(
                 picked.append(own[0])
         else:
             missing.append(outlet)
+    articles = {c.key[0] for c in picked}
     for day in sorted(days):
         if any(day_of.get(c.key[0], "")[:10] == day for c in first):
             continue
         own = [c for c in tops if day_of.get(c.key[0], "")[:10] == day]
-        if own and own[0].score >= best * min_named and own[0] not in picked and len(picked) < max_articles:
+        if own and own[0].score >= best * min_named and own[0].key[0] not in articles and len(articles) < max_articles:
             picked.append(own[0])
+            articles.add(own[0].key[0])
     if not picked:
         picked.append(tops[0])
+        articles.add(tops[0].key[0])
+    # Further articles, not a second sentence of one already cited: two parts of the
+    # question often pick the same article, and the next article is what it still needs.
     for c in tops:
-        if len(picked) >= max_articles or c.score < best * keep:
+        if len(articles) >= max_articles or c.score < best * keep:
             break
-        if c not in picked:
+        if c.key[0] not in articles:
             picked.append(c)
+            articles.add(c.key[0])
     return picked, missing
 
 

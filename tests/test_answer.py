@@ -308,6 +308,10 @@ def test_named_outlet_with_nothing_is_said_plainly():
     # each named outlet's best article's best sentence; Wired's is too weak, Engadget has none; Fortune fills up
     assert [c.key[0] for c in picked] == ["tc1", "verge1", "other"]
     assert missing == ["Wired", "Engadget"]
+    # further articles are new ones: a part's pick from tc1 does not make tc1's best sentence a "further article"
+    parts_pick = [C("tc1", 1.0)]
+    picked, _ = pick_per_source(ranked, outlet_of, {}, [], set(), 3, 0.65, 0.5, first=parts_pick)
+    assert [c.key[0] for c in picked] == ["tc1", "verge1", "other"]
     from rag.answer import Citation
     from rag.sources import SourceGroup, grouped_text
 

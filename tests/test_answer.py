@@ -385,6 +385,13 @@ def test_answer_type_cues():
     assert cues.direct_answer("The festival opened with forty workshops.", cues.NUMBER, "How many workshops opened?") == "forty"
     # two different numbers: none clearly answers
     assert cues.direct_answer("Forty workshops and 3 stages opened.", cues.NUMBER, "How many workshops opened?") is None
+    # ... unless the question's words stand clearly nearer one of them
+    clash = "Turkish Army units were hit, killing three soldiers and wounding 11 others, the statement read."
+    assert cues.direct_answer(clash, cues.NUMBER, "How many Turkish soldiers were killed?") == "three"
+    assert cues.direct_answer(clash, cues.NUMBER, "How many soldiers were wounded?") is None  # "soldiers" is next to both
+    # for "how much", a year is not the amount; nor is a number the question already says ("AS-206")
+    assert cues.direct_answer("In 2009, NASA put its cost at $25.4 billion.", cues.NUMBER, "How much did it cost?") == "$25.4 billion"
+    assert cues.direct_answer("The AS-206 flight carried two cameras.", cues.NUMBER, "How many cameras did AS-206 carry?") == "two"
     assert cues.common_name(["Google sued.", "Google won, Epic said.", "Epic lost."], "Which company?") is None  # a tie
     assert cues.common_name(["Google sued.", "Google won, Epic said.", "It lost."], "Which company?") == "Google"
     # The last name alone and the whole name agree, and the whole name is given;

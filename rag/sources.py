@@ -107,8 +107,9 @@ def unknown_outlets(question: str, known: Sequence[str]) -> list[str]:
 def needs_several(question: str, outlets: Sequence[str], days: set[str], clauses: int = 1) -> bool:
     """A question that names two or more outlets or days, or names one and reads as
     a comparison ("Does the TechCrunch article on X, in contrast to the one on Y, …")
-    or asks several things of it in `clauses` clauses (`rag.parts`: "Which company,
-    according to TechCrunch, faces X and is known for Y?" needs the report of each).
+    or asks several things of it in `clauses` clauses (`rag.parts`: "Which entity is
+    engaged with Amazon …, deploys staff within its new AI Office, and has focused on
+    illegal content on X, as reported by TechCrunch?" needs the report of each).
     Comparison words or clauses alone ("also", "while") do not make a question about
     several reports: most questions that use them want one fact."""
     named = bool(outlets or days)

@@ -267,10 +267,32 @@ class Answerer:
         self.answer_bonus = answer_bonus
         self._stem = Stemmer.Stemmer("english").stemWord
 
-    def evidence(
+    def gather(
         self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Evidence:
-        """Retrieve and score the sentences an answer can be made of."""
+        """The sentences an answer can be made of (`evidence`). A question of
+        several parts that asks for a name is looked into twice: the name the
+        first look finds is searched with each part, so that each finds the
+        article that says it of that name ("… is planning to enhance its
+        capabilities with the release of GPT-4" finds what OpenAI plans, not what
+        any company plans; MultiHop-RAG dev, inference questions: every needed
+        article cited 0.415 -> 0.427, all evidence in the top 10 0.474 -> 0.494)."""
+        evidence = self.evidence(question, history, k, filters)
+        if not evidence.parts or evidence.asks != cues.NAME or evidence.abstain or not evidence.sentences:
+            return evidence
+        name = self._short(evidence, self._per_source(evidence)[1])
+        return self.evidence(question, history, k, filters, hint=name) if name else evidence
+
+    def evidence(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        k: int = DEFAULT_K,
+        filters: Filters | None = None,
+        hint: str = "",
+    ) -> Evidence:
+        """Retrieve and score the sentences an answer can be made of; `hint`, a
+        name the answer is thought to be, is searched with each part."""
         question = " ".join(question.split())
         query = contextual_query(question, history)
         outlets = named_outlets(question, self.retriever.mentioned_sources(question))
@@ -292,6 +314,9 @@ class Answerer:
             part_vectors = span_vectors[0]
         else:
             vectors, part_vectors = self.embedder(texts), np.zeros((0, 0), np.float32)
+        searched = [f"{clause} {hint}" if hint else clause for clause in clauses]
+        if hint and clauses:
+            part_vectors = self.embedder(searched)
         q, expanded = vectors[0], vectors[-1]
         read = self.read_chunks_several if several else self.read_chunks
         hits = self.retriever(query, k=max(k, read), filters=filters, query_vector=expanded[None])
@@ -299,12 +324,12 @@ class Answerer:
         part_hits = [
             # A part that names its outlet (or its day) searches that outlet's (day's) articles only.
             self.retriever(
-                with_outlets(clause, outlets, own),
+                with_outlets(text, outlets, own),
                 k=self.part_chunks,
                 filters=narrowed(filters, own, mentioned_dates(clause)),
                 query_vector=vector[None],
             )
-            for clause, own, vector in zip(clauses, clause_outlets, part_vectors)
+            for clause, text, own, vector in zip(clauses, searched, clause_outlets, part_vectors)
         ]
         found = hits[:read] + [hit for found_by_part in part_hits for hit in found_by_part]
         candidates = self._candidates(found)
@@ -351,7 +376,7 @@ class Answerer:
     def __call__(
         self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Answer:
-        return self.compose(self.evidence(question, history, k, filters))
+        return self.compose(self.gather(question, history, k, filters))
 
     def compose(self, evidence: Evidence) -> Answer:
         """The answer made of `evidence`: its best sentences, or by source, or a refusal."""

@@ -144,7 +144,7 @@ class LlmAnswerer:
     def stream(
         self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Iterator[str | Answer]:
-        evidence = self.answerer.evidence(question, history, k, filters)
+        evidence = self.answerer.gather(question, history, k, filters)
         if evidence.abstain:
             yield refusal(evidence)
             return

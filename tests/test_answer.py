@@ -295,6 +295,40 @@ def test_question_naming_two_outlets_gets_a_sentence_from_each_grouped(pipeline)
     assert not single.groups and "groups" not in single.to_dict() and not single.text.startswith("Iran Press TV:")
 
 
+class _Searches:
+    """A retriever that remembers the texts it was asked to search."""
+
+    def __init__(self, retriever):
+        self.retriever, self.texts = retriever, []
+
+    def __getattr__(self, name):
+        return getattr(self.retriever, name)
+
+    def __call__(self, text, **kwargs):
+        self.texts.append(text)
+        return self.retriever(text, **kwargs)
+
+
+def test_each_part_is_searched_again_with_the_name_the_first_look_found(pipeline, monkeypatch):
+    searches = _Searches(pipeline.answerer.retriever)
+    monkeypatch.setattr(pipeline.answerer, "retriever", searches)
+    question = (
+        "Which president, according to Grain Daily, praised the record wheat harvest, "
+        "and told farmers in Krasnodar that grain exports would grow?"
+    )
+    answer = pipeline.ask(question)
+    assert "Vladimir Putin" in answer.direct and {c.source for c in answer.citations} == {"Grain Daily"}
+    first, second = searches.texts[:3], searches.texts[3:]
+    assert len(first) == 3 and len(second) == 3  # the question, then each of its two parts; twice
+    assert not any(answer.direct in text for text in first)
+    assert second[0] == question and all(answer.direct in text for text in second[1:])
+    # A question that asks for no name, or has one part, is looked into once.
+    for once in ("What did Putin say, according to Iran Press TV and Grain Daily?", "Who praised the wheat harvest?"):
+        searches.texts.clear()
+        pipeline.ask(once)
+        assert searches.texts == [once]
+
+
 def test_named_outlet_with_nothing_is_said_plainly():
     from rag.sources import pick_per_source
 

@@ -29,7 +29,8 @@ H = TypeVar("H", bound="Hit")
 
 _CLAUSE_START = (
     r"the|a|an|in|on|is|was|are|were|has|had|have|does|did|do|what|which|who|whom|whose|according|as|also|after|"
-    r"before|this|that|its|his|her|their|how|whether|while|when|where"
+    r"before|this|that|its|his|her|their|how|whether|while|when|where|"
+    r"may|might|can|could|will|would|should|must"
 )
 BOUNDARY = re.compile(
     # A comma or semicolon (not the one of "October 22, 2023" or "1,000"), with the

@@ -55,6 +55,16 @@ def texts(question, outlets=()):
                 "the Fortune article on the news publisher suing Google?",
             ],
         ),
+        # "and" before a modal verb starts a clause: what the subject may do is a second thing asked.
+        (
+            "Who is the player that, according to Sporting News, is the top wide receiver for Week 14 "
+            "and may struggle to reach 2,000 receiving yards against strong pass defenses?",
+            ("Sporting News",),
+            [
+                "Who is the player that, according to Sporting News, is the top wide receiver for Week 14",
+                "may struggle to reach 2,000 receiving yards against strong pass defenses?",
+            ],
+        ),
         # "X and Y" inside a clause is not a boundary.
         (
             "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",

@@ -173,6 +173,27 @@ def refusal(evidence: Evidence, mode: str = "extractive") -> Answer:
     )
 
 
+@dataclass(frozen=True)
+class _Search:
+    """One look at the index for a question, before its sentences are scored."""
+
+    question: str
+    query: str
+    """The question as searched (a follow-up's expanded with the conversation)."""
+    outlets: list[str]
+    unknown: list[str]
+    """Outlets the question cites that the index holds nothing from."""
+    days: set[str]
+    several: bool
+    clauses: list[str]
+    vector: np.ndarray
+    expanded: np.ndarray
+    part_vectors: np.ndarray
+    hits: list[Hit]
+    read: int
+    """How many of `hits` are read for sentences."""
+
+
 class Answerer:
     """`Answerer(store, embedder, retriever)(question, history=(), k=DEFAULT_K)` -> Answer."""
 
@@ -278,23 +299,23 @@ class Answerer:
         article that says it of that name ("… is planning to enhance its
         capabilities with the release of GPT-4" finds what OpenAI plans, not what
         any company plans; MultiHop-RAG dev, inference questions: every needed
-        article cited 0.415 -> 0.427, all evidence in the top 10 0.474 -> 0.494)."""
-        evidence = self.evidence(question, history, k, filters)
+        article cited 0.415 -> 0.427, all evidence in the top 10 0.474 -> 0.494).
+        The second look reuses the first's question vectors and search."""
+        search = self._search(question, history, k, filters)
+        evidence = self._evidence(search, history, k, filters)
         if not evidence.parts or evidence.asks != cues.NAME or evidence.abstain or not evidence.sentences:
             return evidence
         name = self._short(evidence, self._per_source(evidence)[1])
-        return self.evidence(question, history, k, filters, hint=name) if name else evidence
+        return self._evidence(search, history, k, filters, hint=name) if name else evidence
 
     def evidence(
-        self,
-        question: str,
-        history: Sequence[Turn] = (),
-        k: int = DEFAULT_K,
-        filters: Filters | None = None,
-        hint: str = "",
+        self, question: str, history: Sequence[Turn] = (), k: int = DEFAULT_K, filters: Filters | None = None
     ) -> Evidence:
-        """Retrieve and score the sentences an answer can be made of; `hint`, a
-        name the answer is thought to be, is searched with each part."""
+        """Retrieve and score the sentences an answer can be made of (one look)."""
+        return self._evidence(self._search(question, history, k, filters), history, k, filters)
+
+    def _search(self, question: str, history: Sequence[Turn], k: int, filters: Filters | None) -> _Search:
+        """What the question names, its parts, its vectors and the chunks it finds."""
         question = " ".join(question.split())
         query = contextual_query(question, history)
         outlets = named_outlets(question, self.retriever.mentioned_sources(question))
@@ -305,9 +326,9 @@ class Answerer:
         spans = parts(question, outlets)
         several = needs_several(question, outlets, days, len(spans))
         spans = spans if several and len(spans) > 1 else []
-        clauses = [question[start:end] for start, end in spans]
         # The only embedding at answer time: the question (and a follow-up's
-        # expanded query); sentence vectors were made by the build. A part's
+        # expanded query; on a second look, each part with the name the first
+        # found); sentence vectors were made by the build. A part's
         # vector is pooled from the question's own pass, so it keeps the
         # question's topic ("… before his company's downfall").
         texts = [question] if query == question else [question, query]
@@ -316,12 +337,21 @@ class Answerer:
             part_vectors = span_vectors[0]
         else:
             vectors, part_vectors = self.embedder(texts), np.zeros((0, 0), np.float32)
-        searched = [f"{clause} {hint}" if hint else clause for clause in clauses]
-        if hint and clauses:
-            part_vectors = self.embedder(searched)
-        q, expanded = vectors[0], vectors[-1]
         read = self.read_chunks_several if several else self.read_chunks
-        hits = self.retriever(query, k=max(k, read), filters=filters, query_vector=expanded[None])
+        hits = self.retriever(query, k=max(k, read), filters=filters, query_vector=vectors[-1][None])
+        clauses = [question[start:end] for start, end in spans]
+        return _Search(question, query, outlets, unknown, days, several, clauses, vectors[0], vectors[-1], part_vectors, hits, read)
+
+    def _evidence(
+        self, search: _Search, history: Sequence[Turn], k: int, filters: Filters | None, hint: str = ""
+    ) -> Evidence:
+        """The sentences `search` found, scored; `hint`, a name the answer is
+        thought to be, is searched with each part."""
+        question, query, outlets, days, clauses = search.question, search.query, search.outlets, search.days, search.clauses
+        q, expanded, part_vectors, hits, read = search.vector, search.expanded, search.part_vectors, search.hits, search.read
+        texts = [f"{clause} {hint}" if hint else clause for clause in clauses]
+        if hint and clauses:
+            part_vectors = self.embedder(texts)
         clause_outlets = [named_outlets(c, self.retriever.mentioned_sources(c)) for c in clauses]
         part_hits = [
             # A part that names its outlet (or its day) searches that outlet's (day's) articles only.
@@ -331,7 +361,7 @@ class Answerer:
                 filters=narrowed(filters, own, mentioned_dates(clause)),
                 query_vector=vector[None],
             )
-            for clause, text, own, vector in zip(clauses, searched, clause_outlets, part_vectors)
+            for clause, text, own, vector in zip(clauses, texts, clause_outlets, part_vectors)
         ]
         found = hits[:read] + [hit for found_by_part in part_hits for hit in found_by_part]
         candidates = self._candidates(found)
@@ -348,7 +378,7 @@ class Answerer:
         # question that stands on its own is answered as if asked first.
         if query != question:
             ranked = not_repeated(ranked, history, self.keep_ratio)
-        abstain = confidence < self.abstain_below or bool(unknown)
+        abstain = confidence < self.abstain_below or bool(search.unknown)
         part_scores = eligible = None
         if clauses and ranked:
             part_scores = self._part_scores(clauses, part_vectors, ranked, words)
@@ -356,7 +386,7 @@ class Answerer:
         hits = by_best_sentence(hits[:read], ranked) + hits[read:]
         passages = with_parts(hits, part_hits, k, self.part_lead) if part_hits else hits[:k]
         return Evidence(
-            question, query, passages, ranked, confidence, abstain, outlets, days, several, asks, unknown, clauses, part_scores, eligible
+            question, query, passages, ranked, confidence, abstain, outlets, days, search.several, asks, search.unknown, clauses, part_scores, eligible
         )
 
     def _part_scores(

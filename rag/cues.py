@@ -66,6 +66,8 @@ _NAMED_NOUNS = (
     "product|app|tool|chatbot|network|university|court|agency|body|party|league|club|outlet|publication|"
     "startup|band|institution|exchange|bank|regulator|government|" + _PERSON_NOUNS
 )
+NAME_KINDS = re.compile(r"(?:" + _NAMED_NOUNS + r")s?", re.I)
+"""The nouns a question says the kind of name it asks for with ("Which company", "the individual")."""
 # "Which NFL team", "What AI-powered chatbot": up to three words between the question word and its noun.
 _WHICH_NOUN = (
     r"\b(which|what)\s+((?!(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|may|might)\b)"

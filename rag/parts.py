@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from rag.cues import STOPWORDS, WORD
+from rag.cues import NAME_KINDS, STOPWORDS, WORD
 from rag.embed import Span
 from rag.retrieve import Hit
 from rag.sources import Candidate
@@ -79,7 +79,10 @@ def parts(
         spans.append((at, len(question)))
 
     def words(span: Span) -> int:
-        return len(content_words(question[span[0] : span[1]], outlets))
+        found = content_words(question[span[0] : span[1]], outlets)
+        # The kind of name the question's opening asks for ("Which AI company")
+        # is nothing to search for: such an opening joins the clause after it.
+        return len([w for w in found if not NAME_KINDS.fullmatch(w)] if span[0] == 0 else found)
 
     out: list[Span] = []
     for span in spans:

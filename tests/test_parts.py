@@ -65,6 +65,15 @@ def texts(question, outlets=()):
                 "may struggle to reach 2,000 receiving yards against strong pass defenses?",
             ],
         ),
+        # An opening that only says what kind of name is asked for joins the clause after it.
+        (
+            "Which leading AI development company, founded in late 2015 in San Francisco, is expected to release GPT-4 with vision?",
+            (),
+            [
+                "Which leading AI development company, founded in late 2015 in San Francisco",
+                "is expected to release GPT-4 with vision?",
+            ],
+        ),
         # "X and Y" inside a clause is not a boundary.
         (
             "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",

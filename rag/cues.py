@@ -117,6 +117,8 @@ _LEADING = frozenset(
 )
 """Words that start a sentence or a phrase, not a name: "Following BSkyB", "Some Huguenots" (not
 "all", "just", "under", "via": "All Blacks", "Just Eat", "Under Armour", "Via Rail")."""
+_NOT_ALONE = _LEADING | frozenset("all just under via over above below beyond inside outside amid per here there".split())
+"""Words that may start a name ("Under Armour") but alone are none ("Under its delivery business, ...")."""
 _COUNTS = frozenset("one two three four five six seven eight nine ten first second third fourth fifth last".split())
 """Alone, a number or a place in order is not a name ("One", "Fourth")."""
 
@@ -158,7 +160,7 @@ def names_in(text: str, question_words: set[str], common: frozenset[str] = froze
             words.pop(0)
         name = " ".join(words).strip(".'\u2019-")
         # "CEO Caroline Ellison" is said by a question that says "Caroline Ellison".
-        if not name or _WHEN_WORD.match(name) or name.lower() in _LEADING or name.lower() in _COUNTS or name.split()[-1].lower().strip(".'\u2019s") in question_words:
+        if not name or _WHEN_WORD.match(name) or name.lower() in _NOT_ALONE or name.lower() in _COUNTS or name.split()[-1].lower().strip(".'\u2019s") in question_words:
             continue
         out.append(name.removesuffix("'s").removesuffix("\u2019s"))
     return out

@@ -414,6 +414,7 @@ def test_answer_type_cues():
     # a word that starts a sentence or phrase is not the name's, and alone is no name
     assert cues.names_in("Following BSkyB, Some Huguenots left. Some did. One stayed.", set()) == ["BSkyB", "Huguenots"]
     assert cues.names_in("The All Blacks lost to Under Armour's team.", set()) == ["All Blacks", "Under Armour"]
+    assert cues.names_in("Under its delivery business, Flexport lost. All agreed.", set()) == ["Flexport"]
     said = cues.question_words("Which company did TechCrunch name?")
     assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
     assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())

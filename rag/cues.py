@@ -401,7 +401,8 @@ _DATE_SPAN = re.compile(
 )
 _NUMBER_SPAN = re.compile(
     r"(\$|£|€)?\d[\d,.]*(\s*(%|percent|per cent|million|billion|trillion|thousand|hundred))?|"
-    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    # "one of the witnesses" picks one out; it does not count them.
+    r"\b(one(?!\s+of\b)|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
     r"a hundred|hundreds|a thousand|thousands|dozens|a dozen|half)\b(\s+(million|billion|thousand|hundred))?",
     re.I,
 )

@@ -419,6 +419,8 @@ def test_answer_type_cues():
     assert cues.names_in("However, TechCrunch said Google and Bank of America agreed.", said) == ["Google", "Bank of America"]
     assert cues.holds("The deal closed in March 2021.", cues.DATE, set()) and not cues.holds("The deal closed.", cues.DATE, set())
     assert cues.direct_answer("The festival opened with forty workshops.", cues.NUMBER, "How many workshops opened?") == "forty"
+    # "one of the ..." picks one out and counts nothing
+    assert cues.direct_answer("Cue is one of the highest-profile witnesses.", cues.NUMBER, "How many witnesses testified?") is None
     # two different numbers: none clearly answers
     assert cues.direct_answer("Forty workshops and 3 stages opened.", cues.NUMBER, "How many workshops opened?") is None
     # ... unless the question's words stand clearly nearer one of them

@@ -30,7 +30,6 @@ from rag.retrieve import Filters, Hit, Retriever, mentioned_dates, narrowed
 from rag.settings import DEFAULT_K
 from rag.sources import (
     SourceGroup,
-    best_per_article,
     grouped_text,
     in_outlet_order,
     named_outlets,
@@ -215,9 +214,6 @@ class Answerer:
         max_articles: int = 4,
         several_keep: float = 0.65,
         min_named: float = 0.5,
-        several_context: bool = False,
-        cue_penalty: float = 0.0,
-        name_bonus: float = 0.0,
         vote_articles: int = 6,
         show_direct: bool = True,
         lend_context: bool = True,
@@ -253,9 +249,9 @@ class Answerer:
         by `answer_bonus` and the sources picked again: its sources are the articles
         that speak of it (inference, every needed article cited 0.310 -> 0.339; flat
         from 0.05 to 0.2).
-        `cue_penalty` (a sentence without the name, date or number asked for) and
-        `name_bonus` (the name the best articles share) are off: each helped one
-        data set and cost the other (docs/evaluation.md).
+        A penalty for a sentence without the name, date or number asked for, and a
+        bonus for the name the best articles share, each helped one data set and cost
+        the other, so neither is applied (docs/evaluation.md).
 
         Abstention weighs meaning and wording together (`bench/abstain.py`): by
         similarity alone, an answer phrased unlike its question was refused, and
@@ -278,9 +274,6 @@ class Answerer:
         self.max_articles = max_articles
         self.several_keep = several_keep
         self.min_named = min_named
-        self.several_context = several_context
-        self.cue_penalty = cue_penalty
-        self.name_bonus = name_bonus
         self.vote_articles = vote_articles
         self.show_direct = show_direct
         self.lend_context = lend_context
@@ -370,7 +363,6 @@ class Answerer:
         asks = cues.asks_for(question)
         if candidates:
             self._score(question, query, q, expanded, candidates, asked, words)
-            self._cue(question, asks, candidates)
         confidence = max((c.similarity for c in candidates), default=0.0)
         confidence += self.coverage_weight * coverage(asked, candidates, words)
         ranked = sorted(candidates, key=lambda c: -c.score)
@@ -466,31 +458,9 @@ class Answerer:
         picked, _ = pick_per_source(
             ranked, outlet_of, day_of, evidence.outlets, evidence.days, most, self.several_keep, self.min_named, first
         )
-        if self.several_context:
-            picked = self._with_context(picked, ranked, limit=max(self.max_with_context, len(picked)))
         picked, order = in_outlet_order(picked, outlet_of, evidence.outlets)
         citations = [citation(n, c) for n, c in enumerate(picked, start=1)]
         return picked, citations, source_groups(citations, order, evidence.outlets)
-
-    def _cue(self, question: str, asks: str | None, candidates: list[ScoredSentence]) -> None:
-        """A sentence without the kind of thing asked for (a name, a date, a
-        number) scores `cue_penalty` lower. For a name, the one that the best
-        sentences of several articles share (the thing they all speak of, which
-        the question does not say) lifts the sentences holding it by `name_bonus`."""
-        if asks is None:
-            return
-        said = cues.question_words(question)
-        if self.cue_penalty:
-            for c in candidates:
-                if not cues.holds(c.text, asks, said):
-                    c.score -= self.cue_penalty
-        if asks == cues.NAME and self.name_bonus:
-            tops = best_per_article(sorted(candidates, key=lambda c: -c.score))[: self.vote_articles]
-            shared = cues.common_name([c.text for c in tops], question, [c.text for c in candidates])
-            if shared:
-                for c in candidates:
-                    if shared in c.text:
-                        c.score += self.name_bonus
 
     def _candidates(self, hits: list[Hit]) -> list[ScoredSentence]:
         """Sentences of the given chunks, once each, in hit order."""
@@ -550,7 +520,5 @@ class Answerer:
                 picked.append(c)
         return picked
 
-    def _with_context(
-        self, picked: list[ScoredSentence], candidates: list[ScoredSentence], limit: int | None = None
-    ) -> list[ScoredSentence]:
-        return with_context(picked, candidates, self.store, limit or self.max_with_context, self.lend_context)
+    def _with_context(self, picked: list[ScoredSentence], candidates: list[ScoredSentence]) -> list[ScoredSentence]:
+        return with_context(picked, candidates, self.store, self.max_with_context, self.lend_context)

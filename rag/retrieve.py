@@ -177,6 +177,7 @@ class Retriever:
         self.lexical_weight = lexical_weight
         self.metadata_weight = metadata_weight
         self.date_weight = date_weight
+        self._allowed: dict[tuple, np.ndarray] = {}
         self._load_articles()
 
     def _load_articles(self) -> None:
@@ -201,7 +202,7 @@ class Retriever:
     ) -> list[Hit]:
         """`query_vector`: the question's (1, dimension) embedding when the caller has it already."""
         candidates: dict[int, _Candidate] = {}
-        allowed = self.store.chunk_ids_where(filters.sources, filters.date_from, filters.date_to) if filters else None
+        allowed = self.allowed_chunks(filters) if filters else None
         query = self.embedder([question]) if query_vector is None else query_vector
         for rank, (chunk_id, score) in enumerate(self.dense(query, allowed)):
             candidates.setdefault(chunk_id, _Candidate()).dense_rank = rank
@@ -233,6 +234,21 @@ class Retriever:
         for chunk_id, vector in self.store.chunk_vectors(lexical_only).items():
             candidates[chunk_id].similarity = float(vector @ query[0])  # still report its similarity
         return self._hits(best)
+
+    def allowed_chunks(self, filters: Filters, most: int = 256) -> np.ndarray:
+        """Ids of the chunks `filters` let through, kept for the next search with the same
+        filters (the parts of a question, and its second look, search one outlet again and
+        again): like `sources`, a retriever reads the index as it was when it was made (one
+        snapshot, `rag.pipeline`). At most `most` filters are kept."""
+        key = (tuple(sorted({s.lower() for s in filters.sources})), filters.date_from, filters.date_to)
+        found = self._allowed.get(key)
+        if found is None:
+            if len(self._allowed) >= most:
+                self._allowed.clear()
+            found = self.store.chunk_ids_where(filters.sources, filters.date_from, filters.date_to)
+            found.flags.writeable = False
+            self._allowed[key] = found
+        return found
 
     def _rrf(self, rank: int | None, weight: float) -> float:
         return 0.0 if rank is None else weight / (self.rrf_k + rank + 1)

@@ -14,7 +14,7 @@ from rag.build import Builder
 from rag.cues import leans_back, weighted_overlap
 from rag.followup import contextual_query, is_follow_up
 from rag.pipeline import Pipeline
-from rag.retrieve import Filters, interleave, mentioned_dates
+from rag.retrieve import Filters, Retriever, interleave, mentioned_dates
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Why did Russia-Turkey ties sour?"
@@ -194,6 +194,21 @@ def test_filters_by_outlet_and_date(pipeline):
     assert {p.article_id for p in old.passages} == {"putin-condoles-erdogan-2017-02-09.txt"}
     nothing = pipeline.ask("What did Putin say?", filters=Filters(date_from="2030-01-01"))
     assert nothing.abstained and not nothing.passages
+
+
+def test_a_filter_searched_again_reuses_the_chunks_it_lets_through(pipeline, monkeypatch):
+    """The parts of a question (and its second look) search one outlet again and again:
+    the chunks an outlet's filter lets through are looked up once per snapshot."""
+    retriever, grain = Retriever(pipeline.store, pipeline.embedder), Filters(sources=("Grain Daily",))
+    first = [h.chunk_id for h in retriever("What did Putin say?", filters=grain)]
+    looked_up = []
+    lookup = retriever.store.chunk_ids_where
+    monkeypatch.setattr(retriever.store, "chunk_ids_where", lambda *a: looked_up.append(a) or lookup(*a))
+    assert [h.chunk_id for h in retriever("What did Putin say?", filters=Filters(sources=("grain daily",)))] == first
+    assert looked_up == []  # the same outlet, any case
+    assert {h.source for h in retriever("What did Putin say?", filters=Filters(date_to="2018-01-01"))} != {"Grain Daily"}
+    assert len(looked_up) == 1  # another filter is looked up
+    assert not retriever.allowed_chunks(grain).flags.writeable  # shared by every search: nobody may change it
 
 
 def test_outlet_named_in_question_is_matched(pipeline):

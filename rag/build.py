@@ -428,15 +428,30 @@ def writer_lock(index_dir: Path):
 
 def compact(index_dir: Path) -> tuple[int, int]:
     """Merge all segments of an index into one, dropping removed chunks' vectors;
-    returns (segments before, tombstones dropped)."""
+    returns (segments before, tombstones dropped).
+
+    A compacted index is a new completed state, like a build's: `last_build` moves,
+    so a running `Pipeline` loads it and lets go of the old snapshot. Else a server
+    kept the old segments' deleted files (memory-mapped) and their disk, and the
+    checkpoint below waited `CHECKPOINT_WAIT_S` for that snapshot in vain."""
     index_dir = Path(index_dir)
     with writer_lock(index_dir):
         store = IndexStore(index_dir)
         try:
+            started = time.perf_counter()
             removed = store.counts()["tombstones"]
             before = store.segment_register.compact()
+            if before > 1 or removed:  # as `compact_plan`: else nothing changed
+                with store.transaction():
+                    store.set_meta("last_build", f"{time.time():.3f}")
+                    store.set_meta(
+                        "last_report",
+                        f"compacted: {before} segment(s) into 1, {removed} removed chunk(s) dropped; "
+                        f"{time.perf_counter() - started:.1f} s",
+                    )
             store.segment_register.remove_unowned()
             store.checkpoint()  # a copy of rag.sqlite must not name the segments just removed
+            store.write_manifest()  # after the checkpoint, as a build's (`Database.stale`)
             return before, removed
         finally:
             store.close()

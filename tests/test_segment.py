@@ -3,6 +3,8 @@ away, BM25 ranks alike across segments, large segments search through HNSW."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from conftest import article_text, assert_consistent
@@ -54,7 +56,7 @@ def test_an_update_writes_one_small_segment_and_leaves_the_others_untouched(sett
     assert set(range(infos[-1].first, infos[-1].last + 1)) >= new_ids == set(store.segments.segments[-1].lexical.ids)
 
 
-def test_a_removed_article_is_never_found_and_compact_drops_it(settings, embedder, big_corpus):
+def test_a_removed_article_is_never_found_and_compact_drops_it(settings, embedder, big_corpus, caplog):
     build(settings, embedder)
     (big_corpus / "glacier.txt").unlink()
     assert build(settings, embedder).removed == 1
@@ -64,16 +66,22 @@ def test_a_removed_article_is_never_found_and_compact_drops_it(settings, embedde
     hits = pipeline.retriever("What did the glacier committee discuss?", k=50)
     assert hits and all(h.article_id != "glacier.txt" for h in hits)
     answer_before = pipeline.ask("What did the harbour committee discuss?")
-    # Done with it: compact's checkpoint would otherwise wait 30 s for its snapshot to end
-    # (compact moves no `last_build`, so the pipeline's watcher has no build to load).
-    pipeline.close()
+    old_view = pipeline.view
 
-    assert compact(settings.index_dir) == (1, removed)
+    # The pipeline stays open, as a server's: it moves to the compacted index, so the
+    # compaction's checkpoint need not wait for its old snapshot in vain.
+    with caplog.at_level(logging.WARNING, logger="rag.database"):
+        assert compact(settings.index_dir) == (1, removed)
+    assert not [r for r in caplog.records if "could not be copied" in r.getMessage()]
+    assert pipeline.view is not old_view and old_view.retired
     store = assert_consistent(settings.index_dir)
     assert (store.counts()["segments"], store.counts()["tombstones"]) == (1, 0)
+    assert store.stats()["last_report"].startswith(f"compacted: 1 segment(s) into 1, {removed} removed")
     assert len(segment_files(settings.index_dir)) == 2  # the old segment's files are gone
-    answer_after = Pipeline(settings, embedder=embedder).ask("What did the harbour committee discuss?")
-    assert answer_after.text == answer_before.text
+    assert pipeline.store.counts()["segments"] == 1
+    assert pipeline.ask("What did the harbour committee discuss?").text == answer_before.text
+    pipeline.close()
+    assert Pipeline(settings, embedder=embedder, watch=False).ask("What did the harbour committee discuss?").text == answer_before.text
 
 
 def test_segments_stay_few_over_many_small_updates(settings, embedder, corpus):
@@ -241,7 +249,7 @@ def test_an_index_built_in_steps_scores_and_answers_as_one_built_at_once(tmp_pat
     # The same index in one segment (same vectors: only the segments differ) answers alike.
     before = Pipeline(settings, embedder=embedder)
     answers = [before.ask(q).to_dict() for q in questions]
-    before.close()  # else compact's checkpoint waits 30 s for its snapshot (compact moves no build to load)
+    before.close()
     compact(settings.index_dir)
     assert IndexStore(settings.index_dir).counts()["segments"] == 1
     assert [Pipeline(settings, embedder=embedder).ask(q).to_dict() for q in questions] == answers

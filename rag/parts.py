@@ -45,6 +45,13 @@ BOUNDARY = re.compile(
 _ATTRIBUTIVE = re.compile(r"\b(the|a|an|another|both)\s+['\"\u2018\u201c]?$", re.I)
 """An outlet named after one of these words names the report that follows it, so no clause ends there."""
 
+_ATTRIBUTION = re.compile(
+    r"^\W*(as\s+(\w+\s+){0,2}(by|on|in|from)|according\s+to|"
+    r"(reported|discussed|covered|described|mentioned|featured|highlighted|noted)\s+(by|on|in))\b",
+    re.I,
+)
+"""How a piece that says where the clause before it was reported starts: "…, as discussed on TalkSport, …"."""
+
 
 def content_words(text: str, outlets: Sequence[str] = ()) -> list[str]:
     """The words of `text` that say something: not stop words, not an outlet's name."""
@@ -58,9 +65,10 @@ def parts(
     """Where the clauses of `question` are (character ranges): split where a clause
     ends (a comma, "and the …") and after each outlet it names ("… as reported by
     Wired, its dominance … according to The Verge"), each part with at least
-    `min_words` words that say something (a shorter piece joins the one before it,
-    or the next); at most `max_parts`, the shortest neighbours joined first. A
-    question of one clause is one part."""
+    `min_words` words that say something (a shorter piece joins the next one, or,
+    when it is the last or says where the one before was reported ("as reported by
+    Wired"), the one before it); at most `max_parts`, the shortest neighbours
+    joined first. A question of one clause is one part."""
     cuts = [(m.start(), m.end()) for m in BOUNDARY.finditer(question)]
     if outlets:
         names = "|".join(re.escape(o) for o in sorted(outlets, key=len, reverse=True))
@@ -84,9 +92,15 @@ def parts(
         # is nothing to search for: such an opening joins the clause after it.
         return len([w for w in found if not NAME_KINDS.fullmatch(w)] if span[0] == 0 else found)
 
+    def attribution(span: Span) -> bool:
+        text = question[span[0] : span[1]]
+        return bool(_ATTRIBUTION.match(text)) and any(o.lower() in text.lower() for o in outlets)
+
     out: list[Span] = []
     for span in spans:
-        if out and words(out[-1]) < min_words:
+        # A short piece joins the next one, unless it says where the one before was
+        # reported ("… for Sir Jim Ratcliffe, as discussed on TalkSport, that also …").
+        if out and (words(out[-1]) < min_words or (words(span) < min_words and attribution(span))):
             out[-1] = (out[-1][0], span[1])
         else:
             out.append(span)

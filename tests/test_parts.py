@@ -74,6 +74,28 @@ def texts(question, outlets=()):
                 "is expected to release GPT-4 with vision?",
             ],
         ),
+        # A short piece that says where the clause before it was reported belongs to that clause ...
+        (
+            "Which football club is the dream purchase for Sir Jim Ratcliffe, as discussed on TalkSport, that also "
+            "recently faced elimination from European competitions after a loss at home to Bayern, as reported by "
+            "Sporting News?",
+            ("TalkSport", "Sporting News"),
+            [
+                "Which football club is the dream purchase for Sir Jim Ratcliffe, as discussed on TalkSport",
+                "that also recently faced elimination from European competitions after a loss at home to Bayern, "
+                "as reported by Sporting News?",
+            ],
+        ),
+        # ... and one that opens the question, to the clause after it.
+        (
+            "According to TechCrunch, which company paid $26.3 billion to be the default search engine, "
+            "as reported by The Verge?",
+            ("TechCrunch", "The Verge"),
+            [
+                "According to TechCrunch, which company paid $26.3 billion to be the default search engine, "
+                "as reported by The Verge?",
+            ],
+        ),
         # "X and Y" inside a clause is not a boundary.
         (
             "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",

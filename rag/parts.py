@@ -36,8 +36,9 @@ BOUNDARY = re.compile(
     # A comma or semicolon (not the one of "October 22, 2023" or "1,000"), with the
     # conjunction that may follow it ...
     r"(?<!\d)\s*[,;](?!\s*\d)\s*(?:(?:and|but|while|whereas)\s+)?"
-    # ... or a conjunction that starts a new clause ("… and the persuasion of …").
-    r"|\s+(?:and|while|whereas|but)\s+(?=(?:" + _CLAUSE_START + r")\b)",
+    # ... or a conjunction that starts a new clause ("… and the persuasion of …"; the
+    # word whole: "app distribution and in-app payments" goes on).
+    r"|\s+(?:and|while|whereas|but)\s+(?=(?:" + _CLAUSE_START + r")(?![\w'\u2019-]))",
     re.I,
 )
 """Where one clause of a question ends and the next begins."""

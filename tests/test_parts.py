@@ -96,7 +96,16 @@ def texts(question, outlets=()):
                 "as reported by The Verge?",
             ],
         ),
-        # "X and Y" inside a clause is not a boundary.
+        # "X and Y" inside a clause is not a boundary, nor is a clause start inside a word ("in-app").
+        (
+            "Which company is implicated in releasing a limited AI model, and has the capability to address "
+            "Android app distribution and in-app payment system issues?",
+            (),
+            [
+                "Which company is implicated in releasing a limited AI model",
+                "has the capability to address Android app distribution and in-app payment system issues?",
+            ],
+        ),
         (
             "Did Julian Alvarez and Alejandro Garnacho both score for Argentina in the qualifier?",
             (),
